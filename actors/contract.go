@@ -1,0 +1,221 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/proof"
+)
+
+// GetChallenge asks a contract for its current challenge.
+type GetChallenge struct{}
+
+// ChallengeReply is the current challenge, or Err when there is none.
+type ChallengeReply struct {
+	Challenge proof.Challenge
+	Due       time.Time
+	Answered  bool
+	Err       error
+}
+
+// AnswerChallenge submits a proof (raw JSON) for the current challenge.
+type AnswerChallenge struct {
+	Proof []byte
+}
+
+// AnswerReply is nil Err when the proof was accepted and committed.
+type AnswerReply struct {
+	Err error
+}
+
+// cancelContract ends the contract because its token was given up.
+type cancelContract struct{}
+
+// deadlinePassed is the contract's timer: the due time it was armed for.
+type deadlinePassed struct {
+	Due time.Time
+}
+
+// contractBoot hands an actor its first state. A restart makes a new actor
+// from the same producer; it finds the boot used and reloads the snapshot.
+type contractBoot struct {
+	state sluice.Contract
+	used  atomic.Bool
+}
+
+// contractActor owns one contract: its state and its deadline timer.
+type contractActor struct {
+	e      *Engine
+	boot   *contractBoot
+	id     string
+	c      sluice.Contract
+	cancel scheduler.CancelFunc
+	armed  time.Time
+}
+
+func (e *Engine) contractProps(c sluice.Contract) *actor.Props {
+	boot := &contractBoot{state: c}
+	id := c.ID()
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &contractActor{e: e, boot: boot, id: id}
+	}, actor.WithSupervisor(entitySupervision(e.log)))
+}
+
+func (a *contractActor) Receive(c actor.Context) {
+	switch msg := c.Message().(type) {
+	case *actor.Started:
+		a.start(c)
+	case *actor.Stopping, *actor.Restarting:
+		a.disarm()
+	case *deadlinePassed:
+		if !msg.Due.Equal(a.armed) {
+			return // a timer from before a re-arm
+		}
+		a.armed = time.Time{}
+		a.advance(c)
+	case *GetChallenge:
+		a.advance(c)
+		if err := a.c.Err(); err != nil {
+			c.Respond(&ChallengeReply{Err: err})
+			return
+		}
+		c.Respond(&ChallengeReply{Challenge: a.c.Challenge, Due: a.c.Due, Answered: a.c.Answered})
+	case *AnswerChallenge:
+		c.Respond(&AnswerReply{Err: a.answer(c, msg.Proof)})
+	case *cancelContract:
+		next := a.c
+		next.Cancel(a.e.now())
+		a.close(c, next)
+	}
+}
+
+func (a *contractActor) start(c actor.Context) {
+	if a.boot.used.CompareAndSwap(false, true) {
+		a.c = a.boot.state
+		a.boot = nil
+	} else {
+		rec, err := a.e.store.Get(context.Background(), sluice.KindContract, a.id)
+		if err != nil {
+			panic(fmt.Sprintf("reload contract snapshot: %v", err)) // supervisor retries
+		}
+		if a.c, err = decodeContract(rec); err != nil {
+			panic(fmt.Sprintf("decode contract snapshot: %v", err))
+		}
+	}
+	a.advance(c)
+}
+
+// arm sets the timer for the current due time; the contract actor is the
+// only owner of its deadline.
+func (a *contractActor) arm(c actor.Context) {
+	if !a.c.Live() || a.armed.Equal(a.c.Due) {
+		return
+	}
+	a.disarm()
+	a.armed = a.c.Due
+	a.cancel = a.e.sched.SendOnce(a.c.Due.Sub(a.e.now()), c.Self(), &deadlinePassed{Due: a.c.Due})
+}
+
+func (a *contractActor) disarm() {
+	if a.cancel != nil {
+		a.cancel()
+		a.cancel = nil
+	}
+	a.armed = time.Time{}
+}
+
+// advance applies the grid up to now. A newly issued challenge is handed to
+// the writer without waiting: after a crash, recovery issues a fresh one.
+// A contract that closed is closed for good (committed, then stopped).
+func (a *contractActor) advance(c actor.Context) {
+	next := a.c
+	changed, err := next.Advance(a.e.now(), a.e.cfg.Scheme, a.e.rng())
+	if err != nil {
+		panic(fmt.Sprintf("advance contract: %v", err)) // no randomness: restart
+	}
+	switch {
+	case !next.Live():
+		a.close(c, next)
+	case changed:
+		next.Version++
+		a.e.writer.Enqueue(contractRecord(&next))
+		a.c = next
+		a.arm(c)
+	default:
+		a.arm(c)
+	}
+}
+
+func (a *contractActor) answer(c actor.Context, raw []byte) error {
+	a.advance(c)
+	if err := a.c.Err(); err != nil {
+		a.e.metrics.Proofs.WithLabelValues("expired").Inc()
+		return err
+	}
+	next := a.c
+	if err := next.Answer(raw, a.e.now(), a.e.cfg.Scheme, a.e.rng()); err != nil {
+		a.e.metrics.Proofs.WithLabelValues(proofResult(err)).Inc()
+		return err
+	}
+	next.Version++
+	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
+	defer cancel()
+	if err := a.e.writer.Commit(ctx, contractRecord(&next)); err != nil {
+		a.e.log.Warn(eventCommitFailed, zap.String("kind", "contract"), zap.Error(err))
+		return unavailable(err)
+	}
+	a.c = next
+	a.e.metrics.Proofs.WithLabelValues("accepted").Inc()
+	a.e.dir.Tell(tokenIdentity(a.c.Farmer), &proofAccepted{})
+	return nil
+}
+
+func proofResult(err error) string {
+	switch err {
+	case sluice.ErrProofCorrupted:
+		return "corrupted"
+	case sluice.ErrAlreadyAnswered:
+		return "repeated"
+	case sluice.ErrNoMoreChallenges, sluice.ErrContractExpired:
+		return "expired"
+	}
+	return "invalid"
+}
+
+// close commits the closed contract together with its token (which folds
+// the contract's proofs into its own count), then stops the actor. Later
+// questions about the contract are answered from the archived record.
+func (a *contractActor) close(c actor.Context, next sluice.Contract) {
+	a.disarm()
+	next.Version++
+	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
+	defer cancel()
+	res, err := a.e.dir.Ask(ctx, tokenIdentity(next.Farmer), &contractClosing{Contract: next})
+	if err == errNoActor {
+		// The token is gone (deleted); archive the contract on its own.
+		err = a.e.writer.Commit(ctx, contractRecord(&next))
+	} else if err == nil {
+		err = res.(*contractClosingReply).Err
+	}
+	if err != nil {
+		// Not committed: keep the live state and try again at the next
+		// message or in a second. Nothing was acknowledged on this change.
+		a.e.log.Warn(eventCommitFailed, zap.String("kind", "contract"), zap.Error(err))
+		a.armed = time.Time{}
+		a.cancel = a.e.sched.SendOnce(time.Second, c.Self(), &deadlinePassed{})
+		return
+	}
+	a.c = next
+	a.e.metrics.LiveContracts.Dec()
+	a.e.metrics.ContractsClosed.WithLabelValues(next.State.String()).Inc()
+	a.e.log.Debug(eventContractClosed, zap.String("farmer", next.Farmer),
+		zap.Stringer("file_hash", next.FileHash), zap.Stringer("state", next.State))
+	c.Stop(c.Self())
+}

@@ -1,0 +1,107 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/sluicehq/sluice"
+)
+
+// Identity names an entity actor independently of where it runs.
+type Identity struct {
+	Kind sluice.RecordKind
+	ID   string
+}
+
+func tokenIdentity(farmer string) Identity { return Identity{Kind: sluice.KindToken, ID: farmer} }
+func contractIdentity(id string) Identity  { return Identity{Kind: sluice.KindContract, ID: id} }
+
+// errNoActor: no live actor has the identity (it never existed, or it
+// closed and stopped). Callers then ask the store about the archived record.
+var errNoActor = errors.New("no live actor")
+
+// Directory reaches an entity's actor by its identity. It is the one seam
+// between the request path and actor placement: the local directory looks
+// in this process's registry; a clustered one would send the message to the
+// node owning the identity's partition (partitions held through etcd
+// leases) without the callers changing.
+type Directory interface {
+	// Ask sends msg and waits for the reply, or for ctx. It returns
+	// errNoActor when no live actor has the identity.
+	Ask(ctx context.Context, who Identity, msg any) (any, error)
+	// Tell sends msg without waiting; it reports false when no live actor
+	// has the identity.
+	Tell(who Identity, msg any) bool
+}
+
+// shards is how many manager actors share each kind. Spawning goes through
+// a manager, so several of them let start-up spawn in parallel.
+const shards = 16
+
+func shardOf(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % shards)
+}
+
+func managerName(kind sluice.RecordKind, shard int) string {
+	return fmt.Sprintf("%s-%02d", kind, shard)
+}
+
+// actorName is the registry name of an entity actor: a child of its shard's
+// manager, so protoactor prefixes the manager's name.
+func actorName(who Identity) string {
+	return managerName(who.Kind, shardOf(who.ID)) + "/" + who.ID
+}
+
+// localDirectory is the single-node Directory.
+type localDirectory struct {
+	sys     *actor.ActorSystem
+	timeout time.Duration // used when ctx has no deadline
+}
+
+func (d *localDirectory) pid(who Identity) (*actor.PID, bool) {
+	name := actorName(who)
+	if _, ok := d.sys.ProcessRegistry.GetLocal(name); !ok {
+		return nil, false
+	}
+	return actor.NewPID(d.sys.Address(), name), true
+}
+
+func (d *localDirectory) Ask(ctx context.Context, who Identity, msg any) (any, error) {
+	pid, ok := d.pid(who)
+	if !ok {
+		return nil, errNoActor
+	}
+	timeout := d.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+		if timeout <= 0 {
+			return nil, ctx.Err()
+		}
+	}
+	res, err := d.sys.Root.RequestFuture(pid, msg, timeout).Result()
+	switch {
+	case errors.Is(err, actor.ErrDeadLetter):
+		return nil, errNoActor
+	case errors.Is(err, actor.ErrTimeout):
+		return nil, fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, who.Kind, timeout)
+	case err != nil:
+		return nil, err
+	}
+	return res, nil
+}
+
+func (d *localDirectory) Tell(who Identity, msg any) bool {
+	pid, ok := d.pid(who)
+	if !ok {
+		return false
+	}
+	d.sys.Root.Send(pid, msg)
+	return true
+}

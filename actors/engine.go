@@ -1,0 +1,231 @@
+// Package actors runs Sluice's entities as protoactor actors: one actor per
+// farmer token and per contract, each owning its state and its deadline
+// timer, under manager actors that spawn and supervise them. Actors sequence
+// and persist; the rules they apply live in the root package.
+package actors
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/metrics"
+	"github.com/sluicehq/sluice/proof"
+)
+
+// Committer is the snapshot writer as the actors see it (persistence.Writer).
+type Committer interface {
+	// Commit returns once the records are durably committed together.
+	Commit(ctx context.Context, recs ...sluice.Record) error
+	// Enqueue hands records over without waiting. Used only for changes
+	// that can be derived again after a crash (a newly issued challenge).
+	Enqueue(recs ...sluice.Record)
+}
+
+// Config is what the engine needs to know about contracts and limits.
+type Config struct {
+	Terms  sluice.Terms
+	Scheme proof.Scheme
+	// ChunkSizes is the mix prototype chunks are cut from (largest first
+	// that fits the request).
+	ChunkSizes []int64
+	// MaxChunksPerRequest caps one /chunk call (0: no cap).
+	MaxChunksPerRequest int
+	// MaxBytesPerAddress caps the live contract bytes of one payout address.
+	MaxBytesPerAddress int64
+	// AskTimeout bounds a request to an actor when the caller's context
+	// carries no deadline.
+	AskTimeout time.Duration
+	// Rand is the randomness for tokens, chunk seeds and challenge seeds.
+	// crypto/rand when nil; tests may pass a deterministic reader.
+	Rand io.Reader
+}
+
+func (c *Config) defaults() {
+	if c.Scheme == nil {
+		c.Scheme = proof.MerkleSegment(proof.DefaultParams())
+	}
+	if c.Terms.Interval <= 0 {
+		c.Terms.Interval = 5 * time.Minute
+	}
+	if len(c.ChunkSizes) == 0 {
+		c.ChunkSizes = []int64{32 << 10}
+	}
+	if c.MaxBytesPerAddress <= 0 {
+		c.MaxBytesPerAddress = 1 << 30
+	}
+	if c.AskTimeout <= 0 {
+		c.AskTimeout = 10 * time.Second
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+}
+
+// Engine owns the actor system and is the request path's entry point: each
+// method decodes nothing and decides nothing, it sends messages to the
+// entity actors through the Directory and gathers their replies.
+type Engine struct {
+	cfg     Config
+	sys     *actor.ActorSystem
+	dir     Directory
+	store   Store
+	writer  Committer
+	sched   *scheduler.TimerScheduler
+	log     *zap.Logger
+	metrics *metrics.Set
+	ledger  *ledger
+
+	managers map[sluice.RecordKind][]*actor.PID
+
+	randMu sync.Mutex // Rand need not be safe for concurrent use
+}
+
+// Start builds the actor system, spawns the managers, loads every live
+// token and contract from the store, re-arms their timers and returns when
+// all of them are running.
+func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *metrics.Set, log *zap.Logger) (*Engine, error) {
+	cfg.defaults()
+	if m == nil {
+		m = metrics.New()
+	}
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		// protoactor logs through slog; bridge it into the node's zap core
+		// at warn level so its per-actor lifecycle chatter stays out.
+		core := log.Named("protoactor").Core()
+		return slog.New(zapslog.NewHandler(core, zapslog.WithName("protoactor")))
+	}))
+	e := &Engine{
+		cfg:      cfg,
+		sys:      sys,
+		dir:      &localDirectory{sys: sys, timeout: cfg.AskTimeout},
+		store:    store,
+		writer:   writer,
+		sched:    scheduler.NewTimerScheduler(sys.Root),
+		log:      log,
+		metrics:  m,
+		ledger:   newLedger(),
+		managers: map[sluice.RecordKind][]*actor.PID{},
+	}
+	for _, kind := range []sluice.RecordKind{sluice.KindToken, sluice.KindContract} {
+		for i := range shards {
+			pid, err := sys.Root.SpawnNamed(actor.PropsFromProducer(newManager,
+				actor.WithSupervisor(entitySupervision(log))), managerName(kind, i))
+			if err != nil {
+				return nil, fmt.Errorf("spawn manager: %w", err)
+			}
+			e.managers[kind] = append(e.managers[kind], pid)
+		}
+	}
+	if err := e.recover(ctx); err != nil {
+		e.Stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Stop stops every actor (their timers are cancelled as they stop). The
+// snapshot writer is closed by its owner afterwards, flushing what the
+// actors handed it.
+func (e *Engine) Stop() {
+	var futures []actor.Future
+	for _, pids := range e.managers {
+		for _, pid := range pids {
+			futures = append(futures, e.sys.Root.StopFuture(pid))
+		}
+	}
+	for _, f := range futures {
+		_ = f.Wait()
+	}
+	e.sys.Shutdown()
+}
+
+// Params are the public parameters of the proof scheme, sent as /new's
+// "heartbeat".
+func (e *Engine) Params() proof.Params { return e.cfg.Scheme.Params() }
+
+func (e *Engine) now() time.Time { return time.Now() }
+
+// read fills b from the engine's randomness.
+func (e *Engine) read(b []byte) error {
+	e.randMu.Lock()
+	defer e.randMu.Unlock()
+	_, err := io.ReadFull(e.cfg.Rand, b)
+	return err
+}
+
+// rng is an io.Reader over the engine's randomness, safe to share.
+func (e *Engine) rng() io.Reader { return lockedReader{e} }
+
+type lockedReader struct{ e *Engine }
+
+func (r lockedReader) Read(b []byte) (int, error) {
+	if err := r.e.read(b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// spawn asks the shard's manager to spawn an entity actor and waits.
+func (e *Engine) spawn(who Identity, props *actor.Props) error {
+	mgr := e.managers[who.Kind][shardOf(who.ID)]
+	res, err := e.sys.Root.RequestFuture(mgr, &spawnEntity{Name: who.ID, Props: props}, e.cfg.AskTimeout).Result()
+	if err != nil {
+		return fmt.Errorf("%w: spawn %s: %v", sluice.ErrUnavailable, who.Kind, err)
+	}
+	return res.(*spawnEntityReply).Err
+}
+
+// spawnAsync asks for a spawn without waiting (bulk start-up).
+func (e *Engine) spawnAsync(who Identity, props *actor.Props) {
+	e.sys.Root.Send(e.managers[who.Kind][shardOf(who.ID)], &spawnEntity{Name: who.ID, Props: props})
+}
+
+// encode makes the snapshot record of a token or contract.
+func tokenRecord(t *sluice.Token) sluice.Record {
+	b, err := json.Marshal(t)
+	if err != nil {
+		panic(fmt.Sprintf("encode token: %v", err)) // plain struct: cannot fail
+	}
+	return sluice.Record{Kind: sluice.KindToken, ID: t.Farmer, Version: t.Version, Live: !t.Deleted, State: b}
+}
+
+func contractRecord(c *sluice.Contract) sluice.Record {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(fmt.Sprintf("encode contract: %v", err)) // plain struct: cannot fail
+	}
+	return sluice.Record{Kind: sluice.KindContract, ID: c.ID(), Owner: c.Farmer, Version: c.Version, Live: c.Live(), State: b}
+}
+
+func decodeToken(r sluice.Record) (sluice.Token, error) {
+	var t sluice.Token
+	err := json.Unmarshal(r.State, &t)
+	return t, err
+}
+
+func decodeContract(r sluice.Record) (sluice.Contract, error) {
+	var c sluice.Contract
+	err := json.Unmarshal(r.State, &c)
+	return c, err
+}
+
+// unavailable classifies a store failure for the API.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, sluice.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", sluice.ErrUnavailable, err)
+}

@@ -1,0 +1,355 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/metrics"
+	"github.com/sluicehq/sluice/persistence"
+	"github.com/sluicehq/sluice/proof"
+)
+
+const interval = 5 * time.Minute
+
+// node is one engine over a store, as cmd wires it.
+type node struct {
+	*Engine
+	writer *persistence.Writer
+}
+
+func startNode(t *testing.T, store *memStore, challenges int) *node {
+	t.Helper()
+	w := persistence.NewWriter(store, persistence.WriterOptions{})
+	e, err := Start(context.Background(), Config{
+		Terms:      sluice.Terms{Interval: interval, Challenges: challenges},
+		ChunkSizes: []int64{32 << 10},
+	}, store, w, metrics.New(), zap.NewNop())
+	if err != nil {
+		t.Fatalf("start engine: %v", err)
+	}
+	return &node{Engine: e, writer: w}
+}
+
+func (n *node) stop() {
+	n.Stop()
+	n.writer.Close()
+}
+
+// prove answers a contract's current challenge the way a farmer does: it
+// regenerates the chunk from the seed.
+func prove(t *testing.T, c sluice.Contract, ch proof.Challenge) []byte {
+	t.Helper()
+	data := proof.NewSeeded(c.Seed, c.Size)
+	tree, err := proof.BuildTree(data, c.Size, c.Tag.LeafSize)
+	if err != nil {
+		t.Fatalf("build tree: %v", err)
+	}
+	p, err := tree.Prove(data, ch)
+	if err != nil {
+		t.Fatalf("prove: %v", err)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newContracts(t *testing.T, n *node, want int64) (sluice.RawToken, []sluice.Contract) {
+	t.Helper()
+	ctx := context.Background()
+	raw, err := n.NewToken(ctx, "0x00000000000000000000000000000000000000aa", "192.0.2.1")
+	if err != nil {
+		t.Fatalf("new token: %v", err)
+	}
+	cs, err := n.Chunks(ctx, raw, want)
+	if err != nil {
+		t.Fatalf("chunks: %v", err)
+	}
+	return raw, cs
+}
+
+func sleepUntil(at time.Time) {
+	time.Sleep(time.Until(at))
+	synctest.Wait()
+}
+
+func TestContractExpiresExactlyAtItsDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		ctx := context.Background()
+		raw, cs := newContracts(t, n, 32<<10)
+		if len(cs) != 1 {
+			t.Fatalf("got %d contracts, want 1", len(cs))
+		}
+		c := cs[0]
+
+		sleepUntil(c.Due.Add(-time.Nanosecond))
+		got, _ := store.contract(c.ID())
+		if got.State != sluice.ContractLive {
+			t.Fatalf("one nanosecond before the deadline: state %s, want live", got.State)
+		}
+		if r, err := n.Challenge(ctx, raw, c.FileHash); err != nil || r.Err != nil {
+			t.Fatalf("one nanosecond before the deadline: got %v / %v, want the challenge", err, r.Err)
+		}
+
+		sleepUntil(c.Due)
+		got, _ = store.contract(c.ID())
+		if got.State != sluice.ContractExpired || !got.Closed.Equal(c.Due) {
+			t.Fatalf("at the deadline: state %s closed %v, want expired at %v", got.State, got.Closed, c.Due)
+		}
+		r, err := n.Challenge(ctx, raw, c.FileHash)
+		if err != nil || !errors.Is(r.Err, sluice.ErrContractExpired) {
+			t.Fatalf("challenge after expiry: got %v / %v, want %q", err, r.Err, sluice.MsgContractExpired)
+		}
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); !errors.Is(err, sluice.ErrContractExpired) {
+			t.Fatalf("answer after expiry: got %v, want %q", err, sluice.MsgContractExpired)
+		}
+	})
+}
+
+func TestAnsweredChallengeYieldsTheNextAtTheDueTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		ctx := context.Background()
+		raw, cs := newContracts(t, n, 32<<10)
+		c := cs[0]
+
+		time.Sleep(interval / 2)
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); err != nil {
+			t.Fatalf("answer: %v", err)
+		}
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); !errors.Is(err, sluice.ErrAlreadyAnswered) {
+			t.Fatalf("second answer: got %v, want %q", err, sluice.MsgAlreadyAnswered)
+		}
+		r, _ := n.Challenge(ctx, raw, c.FileHash)
+		if !r.Answered || !r.Due.Equal(c.Due) {
+			t.Fatalf("before due: answered %v due %v, want answered, due %v", r.Answered, r.Due, c.Due)
+		}
+
+		sleepUntil(c.Due)
+		// The timer issued the next challenge by itself and handed it to the store.
+		got, _ := store.contract(c.ID())
+		if got.Index != 1 || !got.Due.Equal(c.Due.Add(interval)) || got.Answered {
+			t.Fatalf("at due: index %d due %v answered %v, want 1, %v, false", got.Index, got.Due, got.Answered, c.Due.Add(interval))
+		}
+		r, _ = n.Challenge(ctx, raw, c.FileHash)
+		if r.Err != nil || r.Answered || !r.Due.Equal(c.Due.Add(interval)) || r.Challenge.Seed == c.Challenge.Seed {
+			t.Fatalf("next challenge: %+v, want a fresh unanswered one due %v", r, c.Due.Add(interval))
+		}
+		// The old proof does not answer the new challenge.
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); !errors.Is(err, sluice.ErrProofInvalid) {
+			t.Fatalf("stale proof: got %v, want %q", err, sluice.MsgProofInvalid)
+		}
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, r.Challenge)); err != nil {
+			t.Fatalf("answer the next challenge: %v", err)
+		}
+		st, _ := n.Stats(ctx, raw.FarmerID())
+		if st.Heartbeats != 2 {
+			t.Fatalf("heartbeats: got %d, want 2", st.Heartbeats)
+		}
+	})
+}
+
+func TestMissedChallengeExpiresAndTokenCountersFollow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		ctx := context.Background()
+		raw, cs := newContracts(t, n, 64<<10)
+		if len(cs) != 2 {
+			t.Fatalf("got %d contracts, want 2", len(cs))
+		}
+		kept, missed := cs[0], cs[1]
+		if err := n.Answer(ctx, raw, kept.FileHash, prove(t, kept, kept.Challenge)); err != nil {
+			t.Fatalf("answer: %v", err)
+		}
+		want := func(when string, contracts int, bytes, heartbeats int64) {
+			t.Helper()
+			st, err := n.Stats(ctx, raw.FarmerID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Contracts != contracts || st.Bytes != bytes || st.Heartbeats != heartbeats {
+				t.Fatalf("%s: got contracts %d bytes %d heartbeats %d, want %d %d %d",
+					when, st.Contracts, st.Bytes, st.Heartbeats, contracts, bytes, heartbeats)
+			}
+		}
+		want("before due", 2, 64<<10, 1)
+
+		sleepUntil(missed.Due)
+		want("after the first due", 1, 32<<10, 1)
+
+		sleepUntil(kept.Due.Add(interval))
+		want("after the second due", 0, 0, 1)
+		tok, _ := store.Get(ctx, sluice.KindToken, raw.FarmerID())
+		tt, _ := decodeToken(tok)
+		if tt.ClosedProofs != 1 {
+			t.Fatalf("stored closed proofs: got %d, want 1", tt.ClosedProofs)
+		}
+		// The room freed by expired contracts is available again at once.
+		more, err := n.Chunks(ctx, raw, 64<<10)
+		if err != nil || len(more) != 2 {
+			t.Fatalf("chunks after expiry: got %d, %v, want 2", len(more), err)
+		}
+	})
+}
+
+func TestContractEndsAfterItsChallenges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 2)
+		defer n.stop()
+		ctx := context.Background()
+		raw, cs := newContracts(t, n, 32<<10)
+		c := cs[0]
+		for k := range 2 {
+			r, _ := n.Challenge(ctx, raw, c.FileHash)
+			if r.Err != nil {
+				t.Fatalf("challenge %d: %v", k, r.Err)
+			}
+			if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, r.Challenge)); err != nil {
+				t.Fatalf("answer %d: %v", k, err)
+			}
+			sleepUntil(r.Due)
+		}
+		r, _ := n.Challenge(ctx, raw, c.FileHash)
+		if !errors.Is(r.Err, sluice.ErrNoMoreChallenges) {
+			t.Fatalf("after the last challenge: got %v, want %q", r.Err, sluice.MsgNoMoreChallenges)
+		}
+		st, _ := n.Stats(ctx, raw.FarmerID())
+		if st.Contracts != 0 || st.Heartbeats != 2 {
+			t.Fatalf("stats: %+v, want no contracts and 2 heartbeats", st)
+		}
+	})
+}
+
+func TestRestartResumesFromSnapshots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		ctx := context.Background()
+		raw, cs := newContracts(t, n, 96<<10)
+		answered, pending, late := cs[0], cs[1], cs[2]
+		if err := n.Answer(ctx, raw, answered.FileHash, prove(t, answered, answered.Challenge)); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Answer(ctx, raw, late.FileHash, prove(t, late, late.Challenge)); err != nil {
+			t.Fatal(err)
+		}
+		n.stop()
+
+		// Back before the due time: every timer resumes with the time left.
+		time.Sleep(interval / 2)
+		n = startNode(t, store, 0)
+		r, _ := n.Challenge(ctx, raw, answered.FileHash)
+		if r.Err != nil || !r.Answered || !r.Due.Equal(answered.Due) {
+			t.Fatalf("answered contract after restart: %+v, want answered, due %v", r, answered.Due)
+		}
+		st, _ := n.Stats(ctx, raw.FarmerID())
+		if st.Contracts != 3 || st.Heartbeats != 2 {
+			t.Fatalf("stats after restart: %+v, want 3 contracts, 2 heartbeats", st)
+		}
+		if err := n.Answer(ctx, raw, pending.FileHash, prove(t, pending, pending.Challenge)); err != nil {
+			t.Fatalf("answer after restart: %v", err)
+		}
+		sleepUntil(answered.Due)
+		if r, _ := n.Challenge(ctx, raw, answered.FileHash); r.Err != nil || r.Answered {
+			t.Fatalf("deadline fired after restart: %+v, want the next challenge", r)
+		}
+		n.stop()
+
+		// Down across a due time: the deadline moves to start-up plus one
+		// interval instead of expiring the contract.
+		time.Sleep(3 * interval)
+		restart := time.Now()
+		n = startNode(t, store, 0)
+		defer n.stop()
+		for _, c := range []sluice.Contract{answered, pending, late} {
+			r, _ := n.Challenge(ctx, raw, c.FileHash)
+			if r.Err != nil || !r.Due.Equal(restart.Add(interval)) {
+				t.Fatalf("contract after downtime: %+v, want live and due %v", r, restart.Add(interval))
+			}
+		}
+		sleepUntil(restart.Add(interval))
+		if st, _ := n.Stats(ctx, raw.FarmerID()); st.Contracts != 0 {
+			t.Fatalf("after the moved deadline passed unanswered: %d contracts live, want 0", st.Contracts)
+		}
+	})
+}
+
+func TestDeletedTokenCancelsContractsAndTheirTimers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		ctx := context.Background()
+		var mu sync.Mutex
+		var stray []any
+		n.sys.EventStream.Subscribe(func(ev any) {
+			if dl, ok := ev.(*actor.DeadLetterEvent); ok {
+				if _, isTimer := dl.Message.(*deadlinePassed); isTimer {
+					mu.Lock()
+					stray = append(stray, dl.Message)
+					mu.Unlock()
+				}
+			}
+		})
+		raw, cs := newContracts(t, n, 64<<10)
+		if err := n.DeleteToken(ctx, raw); err != nil {
+			t.Fatalf("delete: %v", err)
+		}
+		synctest.Wait()
+		if _, err := n.Authenticate(ctx, raw); !errors.Is(err, sluice.ErrUnknownToken) {
+			t.Fatalf("deleted token: got %v, want %q", err, sluice.MsgNonexistentToken)
+		}
+		for _, c := range cs {
+			got, _ := store.contract(c.ID())
+			if got.State != sluice.ContractCancelled {
+				t.Fatalf("contract after delete: %s, want cancelled", got.State)
+			}
+		}
+		sleepUntil(cs[0].Due.Add(interval))
+		mu.Lock()
+		defer mu.Unlock()
+		if len(stray) != 0 {
+			t.Fatalf("%d deadline timers fired after their contracts stopped, want 0", len(stray))
+		}
+	})
+}
+
+func TestFailedCommitAcknowledgesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		ctx := context.Background()
+		raw, cs := newContracts(t, n, 32<<10)
+		c := cs[0]
+		store.setFail(errors.New("disk on fire"))
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); !errors.Is(err, sluice.ErrUnavailable) {
+			t.Fatalf("answer with a failing store: got %v, want unavailable", err)
+		}
+		store.setFail(nil)
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); err != nil {
+			t.Fatalf("answer once the store is back: %v", err)
+		}
+		if got, _ := store.contract(c.ID()); !got.Answered || got.Proofs != 1 {
+			t.Fatalf("stored: answered %v proofs %d, want true 1", got.Answered, got.Proofs)
+		}
+	})
+}

@@ -1,0 +1,258 @@
+package actors
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/proof"
+)
+
+// fanOut bounds how many actors one batch request talks to at once.
+const fanOut = 64
+
+// NewToken makes a token for a payout address (already validated and, when
+// required, proven by signature) seen from ip. The token is committed
+// before it is returned.
+func (e *Engine) NewToken(ctx context.Context, address, ip string) (sluice.RawToken, error) {
+	var raw sluice.RawToken
+	if err := e.read(raw[:]); err != nil {
+		return raw, fmt.Errorf("token secret: %w", err)
+	}
+	t := sluice.NewToken(raw, address, ip, e.now())
+	t.Version = 1
+	if err := e.writer.Commit(ctx, tokenRecord(&t)); err != nil {
+		return raw, unavailable(err)
+	}
+	if err := e.spawn(tokenIdentity(t.Farmer), e.tokenProps(t)); err != nil {
+		return raw, err
+	}
+	e.metrics.LiveTokens.Inc()
+	e.log.Info(eventTokenCreated, zap.String("farmer", t.Farmer), zap.String("address", address))
+	return raw, nil
+}
+
+// Authenticate checks the token and returns its payout address.
+func (e *Engine) Authenticate(ctx context.Context, raw sluice.RawToken) (string, error) {
+	res, err := e.askToken(ctx, raw, &Authenticate{Raw: raw})
+	if err != nil {
+		return "", err
+	}
+	r := res.(*AuthenticateReply)
+	return r.Address, r.Err
+}
+
+// Stats returns a farmer's counters by farmer id.
+func (e *Engine) Stats(ctx context.Context, farmer string) (StatsReply, error) {
+	res, err := e.dir.Ask(ctx, tokenIdentity(farmer), &GetStats{})
+	if errors.Is(err, errNoActor) {
+		return StatsReply{}, &sluice.Error{Kind: sluice.ErrNotFound, Message: sluice.MsgNonexistentFarmer}
+	}
+	if err != nil {
+		return StatsReply{}, err
+	}
+	return *res.(*StatsReply), nil
+}
+
+// DeleteToken ends the token and its contracts.
+func (e *Engine) DeleteToken(ctx context.Context, raw sluice.RawToken) error {
+	res, err := e.askToken(ctx, raw, &DeleteToken{Raw: raw})
+	if err != nil {
+		return err
+	}
+	return res.(*DeleteTokenReply).Err
+}
+
+func (e *Engine) askToken(ctx context.Context, raw sluice.RawToken, msg any) (any, error) {
+	res, err := e.dir.Ask(ctx, tokenIdentity(raw.FarmerID()), msg)
+	if errors.Is(err, errNoActor) {
+		return nil, sluice.ErrUnknownToken
+	}
+	return res, err
+}
+
+// Chunks hands out new prototype contracts filling up to want bytes: the
+// token reserves room under its address's limit, the chunks are generated
+// here (outside any actor: it is CPU work), and the token commits and
+// starts their contracts.
+func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, want int64) ([]sluice.Contract, error) {
+	res, err := e.askToken(ctx, raw, &ChunkRoom{Raw: raw})
+	if err != nil {
+		return nil, err
+	}
+	r := res.(*ChunkRoomReply)
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	plan := sluice.ChunkPlan(min(want, r.Room), e.cfg.ChunkSizes, e.cfg.MaxChunksPerRequest)
+	if len(plan) == 0 {
+		return nil, nil
+	}
+	chunks := make([]sluice.Chunk, 0, len(plan))
+	for _, size := range plan {
+		ch, err := e.seededChunk(size)
+		if err != nil {
+			return nil, err
+		}
+		chunks = append(chunks, ch)
+	}
+	res, err = e.askToken(ctx, raw, &AddContracts{Raw: raw, Chunks: chunks})
+	if err != nil {
+		return nil, err
+	}
+	a := res.(*AddContractsReply)
+	return a.Contracts, a.Err
+}
+
+// seededChunk generates a prototype chunk of the given size from a fresh
+// seed, and its tag, in one pass over the bytes.
+func (e *Engine) seededChunk(size int64) (sluice.Chunk, error) {
+	var b [16]byte
+	if err := e.read(b[:]); err != nil {
+		return sluice.Chunk{}, fmt.Errorf("chunk seed: %w", err)
+	}
+	seed := hex.EncodeToString(b[:])
+	h := sha256.New()
+	tag, err := proof.Encode(io.TeeReader(proof.NewSeeded(seed, size).NewReader(), h), size, e.cfg.Scheme.Params().LeafSize)
+	if err != nil {
+		return sluice.Chunk{}, fmt.Errorf("encode chunk: %w", err)
+	}
+	ch := sluice.Chunk{Size: size, Seed: seed, Tag: tag}
+	h.Sum(ch.FileHash[:0])
+	return ch, nil
+}
+
+// ChallengeItem is one contract's answer to a challenge query.
+type ChallengeItem struct {
+	Hash sluice.FileHash
+	ChallengeReply
+}
+
+// Challenge returns the current challenge of one contract.
+func (e *Engine) Challenge(ctx context.Context, raw sluice.RawToken, h sluice.FileHash) (ChallengeReply, error) {
+	if _, err := e.Authenticate(ctx, raw); err != nil {
+		return ChallengeReply{}, err
+	}
+	return e.challenge(ctx, raw.FarmerID(), h), nil
+}
+
+func (e *Engine) challenge(ctx context.Context, farmer string, h sluice.FileHash) ChallengeReply {
+	res, err := e.askContract(ctx, farmer, h, &GetChallenge{})
+	if err != nil {
+		return ChallengeReply{Err: err}
+	}
+	return *res.(*ChallengeReply)
+}
+
+// Challenges returns the current challenges of the listed contracts, or of
+// all the token's live contracts when hashes is nil. Per-contract problems
+// are items, not a failed call.
+func (e *Engine) Challenges(ctx context.Context, raw sluice.RawToken, hashes []sluice.FileHash) ([]ChallengeItem, error) {
+	if hashes == nil {
+		res, err := e.askToken(ctx, raw, &ListContracts{Raw: raw})
+		if err != nil {
+			return nil, err
+		}
+		r := res.(*ListContractsReply)
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		hashes = r.Hashes
+	} else if _, err := e.Authenticate(ctx, raw); err != nil {
+		return nil, err
+	}
+	farmer := raw.FarmerID()
+	items := make([]ChallengeItem, len(hashes))
+	parallel(len(hashes), func(i int) {
+		items[i] = ChallengeItem{Hash: hashes[i], ChallengeReply: e.challenge(ctx, farmer, hashes[i])}
+	})
+	return items, nil
+}
+
+// Answer submits a proof for one contract.
+func (e *Engine) Answer(ctx context.Context, raw sluice.RawToken, h sluice.FileHash, p []byte) error {
+	if _, err := e.Authenticate(ctx, raw); err != nil {
+		return err
+	}
+	return e.answer(ctx, raw.FarmerID(), h, p)
+}
+
+// AnswerItem is one proof of a batch.
+type AnswerItem struct {
+	Hash  sluice.FileHash
+	Proof []byte
+}
+
+// Answers submits a batch of proofs; the result holds one error (nil for
+// accepted) per item, in order.
+func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []AnswerItem) ([]error, error) {
+	if _, err := e.Authenticate(ctx, raw); err != nil {
+		return nil, err
+	}
+	farmer := raw.FarmerID()
+	errs := make([]error, len(items))
+	parallel(len(items), func(i int) {
+		errs[i] = e.answer(ctx, farmer, items[i].Hash, items[i].Proof)
+	})
+	return errs, nil
+}
+
+func (e *Engine) answer(ctx context.Context, farmer string, h sluice.FileHash, p []byte) error {
+	res, err := e.askContract(ctx, farmer, h, &AnswerChallenge{Proof: p})
+	if err != nil {
+		return err
+	}
+	return res.(*AnswerReply).Err
+}
+
+// askContract sends to a live contract's actor; a contract without one is
+// answered from its archived record.
+func (e *Engine) askContract(ctx context.Context, farmer string, h sluice.FileHash, msg any) (any, error) {
+	id := sluice.ContractID(farmer, h)
+	res, err := e.dir.Ask(ctx, contractIdentity(id), msg)
+	if !errors.Is(err, errNoActor) {
+		return res, err
+	}
+	rec, err := e.store.Get(ctx, sluice.KindContract, id)
+	if errors.Is(err, sluice.ErrNotFound) {
+		return nil, sluice.ErrContractNotFound
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	c, err := decodeContract(rec)
+	if err != nil {
+		return nil, fmt.Errorf("decode contract %s: %w", id, err)
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	// Live in the store but no actor: it is being started or stopped.
+	return nil, fmt.Errorf("%w: contract is not running yet", sluice.ErrUnavailable)
+}
+
+// parallel runs fn(0..n-1) with at most fanOut at once.
+func parallel(n int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, fanOut)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}

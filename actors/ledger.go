@@ -1,0 +1,48 @@
+package actors
+
+import "sync"
+
+// ledger counts the live contract bytes of each payout address, across all
+// of the address's tokens. Token actors reserve before they issue contracts
+// and release when contracts close; it is rebuilt from the live contracts at
+// start-up. It is shared by many token actors, hence the lock: an address
+// is not an actor of its own.
+type ledger struct {
+	mu    sync.Mutex
+	bytes map[string]int64
+}
+
+func newLedger() *ledger { return &ledger{bytes: map[string]int64{}} }
+
+// reserve grants up to want bytes for address within limit and returns what
+// it granted.
+func (l *ledger) reserve(address string, want, limit int64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	room := limit - l.bytes[address]
+	if room <= 0 || want <= 0 {
+		return 0
+	}
+	grant := min(want, room)
+	l.bytes[address] += grant
+	return grant
+}
+
+// release returns bytes to the address.
+func (l *ledger) release(address string, n int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	left := l.bytes[address] - n
+	if left <= 0 {
+		delete(l.bytes, address)
+		return
+	}
+	l.bytes[address] = left
+}
+
+// room is what the address may still take.
+func (l *ledger) room(address string, limit int64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return max(0, limit-l.bytes[address])
+}

@@ -1,0 +1,26 @@
+package actors
+
+import (
+	"context"
+
+	"github.com/sluicehq/sluice"
+)
+
+// Store is what the actors need from a persistence backend. Both
+// persistence/postgres and persistence/embedded implement it, and
+// persistence/storetest checks that they behave the same.
+type Store interface {
+	// Write commits every record in one atomic transaction. A record whose
+	// Version is not newer than the stored one is skipped, not an error.
+	// When Write returns nil the records survive a crash.
+	Write(ctx context.Context, recs []sluice.Record) error
+	// Live calls fn for every live record of the kind, in no particular
+	// order, streaming (it never holds all of them in memory at once). An
+	// error from fn stops the scan and is returned.
+	Live(ctx context.Context, kind sluice.RecordKind, fn func(sluice.Record) error) error
+	// Get returns the record, live or archived, or an error wrapping
+	// sluice.ErrNotFound.
+	Get(ctx context.Context, kind sluice.RecordKind, id string) (sluice.Record, error)
+	// Close releases the store.
+	Close() error
+}

@@ -1,0 +1,179 @@
+package proof
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// The two ways an answer can fail. ErrCorrupted means the bytes are not a
+// well-formed proof at all; ErrInvalid means a well-formed proof does not
+// answer the challenge for the tag. Errors returned by DecodeProof and
+// Verify wrap one of them.
+var (
+	// ErrCorrupted: the proof is structurally malformed.
+	ErrCorrupted = errors.New("proof corrupted")
+	// ErrInvalid: the proof is well formed but wrong.
+	ErrInvalid = errors.New("proof invalid")
+)
+
+// Proof is a farmer's answer to a challenge: one entry per challenged leaf.
+//
+// In JSON: {"leaves": [{"index": i, "data": "<base64>", "path": ["<base64>", ...]}]}.
+type Proof struct {
+	Leaves []LeafProof `json:"leaves"`
+}
+
+// LeafProof is one challenged leaf: its bytes, and the sibling hashes on
+// the way from the leaf up to the root. A level where the node has no
+// right sibling (it is promoted unchanged) contributes no hash.
+type LeafProof struct {
+	Index uint32 `json:"index"`
+	Data  []byte `json:"data"`
+	Path  []Hash `json:"path"`
+}
+
+// The wire form uses pointers so that missing fields and nulls are told
+// apart from zero values and rejected.
+type (
+	wireProof struct {
+		Leaves *[]wireLeaf `json:"leaves"`
+	}
+	wireLeaf struct {
+		Index *uint32 `json:"index"`
+		Data  *[]byte `json:"data"`
+		Path  *[]Hash `json:"path"`
+	}
+)
+
+// DecodeProof parses the JSON of a proof. It is strict about structure and
+// types and lenient about unknown fields. It returns an error wrapping
+// ErrCorrupted if raw is not a JSON object, a field is missing, null or of
+// the wrong type, base64 is bad, a path hash is not 32 bytes, or a limit is
+// exceeded: more than MaxProofLeaves leaves, more than MaxPathLen hashes in
+// a path, leaf data empty or longer than MaxLeafSize.
+func DecodeProof(raw []byte) (Proof, error) {
+	var w wireProof
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return Proof{}, fmt.Errorf("%w: %v", ErrCorrupted, err)
+	}
+	if w.Leaves == nil {
+		return Proof{}, fmt.Errorf("%w: leaves missing", ErrCorrupted)
+	}
+	if n := len(*w.Leaves); n > MaxProofLeaves {
+		return Proof{}, fmt.Errorf("%w: %d leaves, want at most %d", ErrCorrupted, n, MaxProofLeaves)
+	}
+	p := Proof{Leaves: make([]LeafProof, len(*w.Leaves))}
+	for i, l := range *w.Leaves {
+		switch {
+		case l.Index == nil || l.Data == nil || l.Path == nil:
+			return Proof{}, fmt.Errorf("%w: leaf %d needs index, data and path", ErrCorrupted, i)
+		case len(*l.Data) == 0 || len(*l.Data) > MaxLeafSize:
+			return Proof{}, fmt.Errorf("%w: leaf %d has %d bytes, want 1 to %d", ErrCorrupted, i, len(*l.Data), MaxLeafSize)
+		case len(*l.Path) > MaxPathLen:
+			return Proof{}, fmt.Errorf("%w: leaf %d path has %d hashes, want at most %d", ErrCorrupted, i, len(*l.Path), MaxPathLen)
+		}
+		p.Leaves[i] = LeafProof{Index: *l.Index, Data: *l.Data, Path: *l.Path}
+	}
+	return p, nil
+}
+
+// Verify checks that p answers ch for the chunk described by tag. It
+// returns nil or an error wrapping ErrInvalid. A proof is accepted only if
+// every challenged index is present exactly once and no other index is;
+// each leaf's data has the length of that leaf (LeafSize, or the remainder
+// for the last one); each path has exactly the length of the audit path
+// for that index; and hashing each leaf up its path reaches tag.Root.
+// A challenge without indices, or an invalid tag, accepts nothing.
+//
+// Verify never panics, and allocates only a hasher and a flag per
+// challenged index.
+// Its cost is k leaf hashes plus about k·log2(leaves) node hashes.
+func Verify(tag Tag, ch Challenge, p Proof) error {
+	if err := tag.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if len(ch.Indices) == 0 {
+		return fmt.Errorf("%w: challenge has no indices", ErrInvalid)
+	}
+	if len(p.Leaves) != len(ch.Indices) {
+		return fmt.Errorf("%w: %d leaves, want %d", ErrInvalid, len(p.Leaves), len(ch.Indices))
+	}
+	n := tag.Leaves()
+	answered := make([]bool, len(ch.Indices))
+	x := newHasher()
+	for i, l := range p.Leaves {
+		idx := int64(l.Index)
+		if idx >= n {
+			return fmt.Errorf("%w: index %d out of range of %d leaves", ErrInvalid, idx, n)
+		}
+		j := slot(ch.Indices, answered, l.Index, i)
+		if j < 0 {
+			return fmt.Errorf("%w: index %d not challenged or repeated", ErrInvalid, idx)
+		}
+		answered[j] = true
+		if want := tag.leafLen(idx); len(l.Data) != want {
+			return fmt.Errorf("%w: leaf %d has %d bytes, want %d", ErrInvalid, idx, len(l.Data), want)
+		}
+		if want := pathLen(uint64(idx), uint64(n)); len(l.Path) != want {
+			return fmt.Errorf("%w: leaf %d path has %d hashes, want %d", ErrInvalid, idx, len(l.Path), want)
+		}
+		if !reachesRoot(x.leaf(l.Data), uint64(idx), uint64(n), l.Path, &tag.Root) {
+			return fmt.Errorf("%w: leaf %d does not hash up to the root", ErrInvalid, idx)
+		}
+	}
+	return nil
+}
+
+// slot returns the position of an unanswered challenged index equal to
+// idx, trying position hint first (proofs usually follow the challenge's
+// order), or -1.
+func slot(indices []uint32, answered []bool, idx uint32, hint int) int {
+	if indices[hint] == idx && !answered[hint] {
+		return hint
+	}
+	for j, c := range indices {
+		if c == idx && !answered[j] {
+			return j
+		}
+	}
+	return -1
+}
+
+// pathLen returns the length of the audit path of leaf idx in a tree of n
+// leaves: the number of levels at which its ancestor has a sibling.
+func pathLen(idx, n uint64) int {
+	l := 0
+	for ; n > 1; n = (n + 1) / 2 {
+		if idx^1 < n {
+			l++
+		}
+		idx /= 2
+	}
+	return l
+}
+
+// reachesRoot walks the audit path as RFC 9162 section 2.1.3.2 does: fn is
+// the node's index at the current level and sn the last index there; when
+// fn is the last node and even, it was promoted, so levels are skipped
+// until it becomes a right child or reaches the left edge.
+func reachesRoot(r Hash, idx, n uint64, path []Hash, root *Hash) bool {
+	fn, sn := idx, n-1
+	for i := range path {
+		if sn == 0 {
+			return false
+		}
+		if fn&1 == 1 || fn == sn {
+			r = node(&path[i], &r)
+			for fn&1 == 0 && fn != 0 {
+				fn >>= 1
+				sn >>= 1
+			}
+		} else {
+			r = node(&r, &path[i])
+		}
+		fn >>= 1
+		sn >>= 1
+	}
+	return sn == 0 && r == *root
+}

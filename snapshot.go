@@ -1,0 +1,39 @@
+package sluice
+
+// Kind of a snapshot record.
+type RecordKind uint8
+
+const (
+	// KindToken: a farmer token's snapshot; ID is the farmer id.
+	KindToken RecordKind = 1
+	// KindContract: a contract's snapshot; ID is ContractID(farmer, file hash),
+	// Owner the farmer id.
+	KindContract RecordKind = 2
+)
+
+func (k RecordKind) String() string {
+	switch k {
+	case KindToken:
+		return "token"
+	case KindContract:
+		return "contract"
+	}
+	return "unknown"
+}
+
+// Record is one entity's snapshot as the stores keep it: opaque state bytes
+// plus the few columns the stores need to load and archive. Stores never
+// look inside State.
+type Record struct {
+	Kind  RecordKind
+	ID    string
+	Owner string // the owning farmer id for contracts, "" for tokens
+	// Version grows by one with every change of the entity. A store ignores
+	// a write whose version is not newer than what it holds, so retried and
+	// reordered writes are harmless.
+	Version uint64
+	// Live records are loaded at start-up; archived ones (Live false) are
+	// kept only to answer questions about them ("contract expired").
+	Live  bool
+	State []byte
+}
