@@ -1,0 +1,78 @@
+package http
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/sluicehq/sluice"
+)
+
+// decodeBody reads a JSON request body into v, within limit bytes (after
+// decompression). A body labelled Content-Encoding: gzip is gunzipped only
+// when it really is gzip: the original farmer labels plain JSON that way.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body := io.Reader(http.MaxBytesReader(w, r.Body, limit))
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		br := bufio.NewReader(body)
+		if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+			zr, err := gzip.NewReader(br)
+			if err != nil {
+				return sluice.Errorf(sluice.ErrInvalid, "Malformed gzip body.")
+			}
+			body = &limitedReader{r: zr, left: limit}
+		} else {
+			body = br
+		}
+	}
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
+	}
+	// Trailing data after the object is a malformed body too.
+	if _, err := dec.Token(); err != io.EOF {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) || errors.Is(err, errTooLarge) {
+			return errBodyTooLarge
+		}
+		return sluice.Errorf(sluice.ErrInvalid, "Malformed JSON body: unexpected data after the object.")
+	}
+	return nil
+}
+
+func bodyError(err error) error {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig), errors.Is(err, errTooLarge):
+		return errBodyTooLarge
+	case errors.Is(err, io.EOF):
+		return sluice.Errorf(sluice.ErrInvalid, "Malformed JSON body: the body is empty.")
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return sluice.Errorf(sluice.ErrInvalid, "Malformed JSON body: %q has the wrong type (got %s).", typeErr.Field, typeErr.Value)
+	}
+	return sluice.Errorf(sluice.ErrInvalid, "Malformed JSON body.")
+}
+
+// limitedReader fails once more than left bytes were read (a gzip bomb).
+type limitedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errTooLarge
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}

@@ -1,0 +1,429 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/actors"
+	"github.com/sluicehq/sluice/chain"
+	"github.com/sluicehq/sluice/proof"
+)
+
+// maxMessage is the longest signed message /new accepts, in characters.
+const maxMessage = 1024
+
+func (s *Server) farmerRoutes(r chi.Router) {
+	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"msg": "ok"})
+	})
+	r.Get("/new/{address}", s.newToken)
+	r.Post("/new/{address}", s.newToken)
+	r.Get("/heartbeat/{token}", s.heartbeat)
+	r.Delete("/token/{token}", s.deleteToken)
+	r.Get("/chunk/{token}", s.chunks)
+	r.Get("/chunk/{token}/{size}", s.chunks)
+	r.Get("/challenge/{token}", s.challenges)
+	r.Post("/challenge/{token}", s.challenges)
+	r.Get("/challenge/{token}/{file_hash}", s.challenge)
+	r.Post("/answer/{token}", s.answers)
+	r.Post("/answer/{token}/{file_hash}", s.answer)
+}
+
+// tokenResponse is /new's and /heartbeat's body.
+type tokenResponse struct {
+	Token     string       `json:"token"`
+	Type      string       `json:"type"`
+	Heartbeat proof.Params `json:"heartbeat"`
+}
+
+type signedRequest struct {
+	Message   *string `json:"message"`
+	Signature *string `json:"signature"`
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) newToken(w http.ResponseWriter, r *http.Request) {
+	e := s.engine(w, r)
+	if e == nil {
+		return
+	}
+	address, kind, err := sluice.ParseAddress(chi.URLParam(r, "address"))
+	if s.cfg.RequireSignature {
+		if err := s.checkSignature(w, r, chi.URLParam(r, "address"), kind); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	raw, err := e.NewToken(r.Context(), address, clientIP(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := e.Params()
+	writeJSON(w, http.StatusOK, tokenResponse{Token: raw.String(), Type: p.Scheme, Heartbeat: p})
+}
+
+// checkSignature enforces a signed /new: a POST whose JSON body holds a
+// message and the address owner's signature of it.
+func (s *Server) checkSignature(w http.ResponseWriter, r *http.Request, address string, kind sluice.AddressKind) error {
+	if r.Method != http.MethodPost {
+		return sluice.Errorf(sluice.ErrInvalid, "New token requests must include posted signature proving ownership of farming address")
+	}
+	var req signedRequest
+	if err := decodeBody(w, r, s.cfg.MaxBody, &req); err != nil || req.Message == nil || req.Signature == nil {
+		if errors.Is(err, errTooLarge) {
+			return err
+		}
+		return sluice.Errorf(sluice.ErrInvalid, `Posted data must be JSON encoded object including "signature" and "message"`)
+	}
+	if len([]rune(*req.Message)) > maxMessage {
+		return sluice.Errorf(sluice.ErrInvalid, "Please restrict your message to less than 1024 bytes.")
+	}
+	switch kind {
+	case sluice.AddressEthereum:
+		return chain.VerifyPersonal(address, []byte(*req.Message), *req.Signature)
+	case sluice.AddressBase58:
+		return sluice.Errorf(sluice.ErrInvalid, "Signed token requests need an Ethereum address on this node.")
+	}
+	return sluice.ErrInvalidAddress
+}
+
+// token parses the token in the path; a malformed one is an unknown one.
+func token(r *http.Request) (sluice.RawToken, error) {
+	return sluice.ParseToken(chi.URLParam(r, "token"))
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
+	e := s.engine(w, r)
+	if e == nil {
+		return
+	}
+	raw, err := token(r)
+	if err == nil {
+		_, err = e.Authenticate(r.Context(), raw)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := e.Params()
+	writeJSON(w, http.StatusOK, tokenResponse{Token: raw.String(), Type: p.Scheme, Heartbeat: p})
+}
+
+func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) {
+	e := s.engine(w, r)
+	if e == nil {
+		return
+	}
+	raw, err := token(r)
+	if err == nil {
+		err = e.DeleteToken(r.Context(), raw)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// chunkItem is one contract handed out by /chunk.
+type chunkItem struct {
+	FileHash  sluice.FileHash `json:"file_hash"`
+	Size      int64           `json:"size"`
+	Seed      string          `json:"seed,omitempty"`
+	URL       string          `json:"url,omitempty"`
+	Challenge proof.Challenge `json:"challenge"`
+	Tag       proof.Tag       `json:"tag"`
+	Due       float64         `json:"due"`
+}
+
+func dueIn(due, now time.Time) float64 { return due.Sub(now).Seconds() }
+
+func (s *Server) chunks(w http.ResponseWriter, r *http.Request) {
+	e := s.engine(w, r)
+	if e == nil {
+		return
+	}
+	raw, err := token(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	want := s.cfg.DefaultChunkSize
+	if p := chi.URLParam(r, "size"); p != "" {
+		n, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || n <= 0 || n > s.cfg.MaxChunkRequest {
+			s.writeError(w, r, sluice.Errorf(sluice.ErrInvalid,
+				"Invalid size: want a whole number of bytes from 1 to %d.", s.cfg.MaxChunkRequest))
+			return
+		}
+		want = n
+	}
+	cs, err := e.Chunks(r.Context(), raw, want)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	now := time.Now()
+	items := make([]chunkItem, 0, len(cs))
+	for _, c := range cs {
+		items = append(items, chunkItem{FileHash: c.FileHash, Size: c.Size, Seed: c.Seed, URL: c.URL,
+			Challenge: c.Challenge, Tag: c.Tag, Due: dueIn(c.Due, now)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"chunks": items})
+}
+
+// challengeBody is a current challenge as the API shows it.
+type challengeBody struct {
+	Challenge proof.Challenge `json:"challenge"`
+	Due       float64         `json:"due"`
+	Answered  bool            `json:"answered"`
+}
+
+// challengeItem is one entry of a batch challenge reply: a challenge, a
+// status ("no more challenges") or an error.
+type challengeItem struct {
+	FileHash  json.RawMessage  `json:"file_hash"`
+	Challenge *proof.Challenge `json:"challenge,omitempty"`
+	Due       *float64         `json:"due,omitempty"`
+	Answered  *bool            `json:"answered,omitempty"`
+	Status    string           `json:"status,omitempty"`
+	Error     string           `json:"error,omitempty"`
+}
+
+func (s *Server) challenge(w http.ResponseWriter, r *http.Request) {
+	e := s.engine(w, r)
+	if e == nil {
+		return
+	}
+	raw, err := token(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h, err := sluice.ParseFileHash(chi.URLParam(r, "file_hash"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	c, err := e.Challenge(r.Context(), raw, h)
+	if err == nil {
+		err = c.Err
+	}
+	switch {
+	case errors.Is(err, sluice.ErrNoMoreChallenges):
+		writeJSON(w, http.StatusOK, map[string]string{"status": sluice.MsgNoMoreChallenges})
+	case err != nil:
+		s.writeError(w, r, err)
+	default:
+		writeJSON(w, http.StatusOK, challengeBody{Challenge: c.Challenge, Due: dueIn(c.Due, time.Now()), Answered: c.Answered})
+	}
+}
+
+type hashesRequest struct {
+	Hashes []json.RawMessage `json:"hashes"`
+}
+
+func (s *Server) challenges(w http.ResponseWriter, r *http.Request) {
+	e := s.engine(w, r)
+	if e == nil {
+		return
+	}
+	raw, err := token(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// GET: every live contract. POST: the listed ones, in order; an entry
+	// that is not a file hash is a contract not found.
+	var posted []json.RawMessage
+	var hashes []sluice.FileHash
+	var valid []int // index into posted of each entry of hashes
+	if r.Method == http.MethodPost {
+		var req hashesRequest
+		if err := decodeBody(w, r, s.cfg.MaxBody, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if len(req.Hashes) > s.cfg.MaxBatch {
+			s.writeError(w, r, sluice.Errorf(sluice.ErrInvalid, "Too many hashes: at most %d per call.", s.cfg.MaxBatch))
+			return
+		}
+		posted = req.Hashes
+		hashes = make([]sluice.FileHash, 0, len(posted))
+		for i, p := range posted {
+			if h, ok := parseHashJSON(p); ok {
+				hashes = append(hashes, h)
+				valid = append(valid, i)
+			}
+		}
+	}
+	items, err := e.Challenges(r.Context(), raw, hashes)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	now := time.Now()
+	out := make([]challengeItem, 0, max(len(posted), len(items)))
+	if posted != nil {
+		for _, p := range posted {
+			out = append(out, challengeItem{FileHash: p, Error: sluice.MsgContractNotFound})
+		}
+	}
+	for i, it := range items {
+		item := challengeItemOf(it, now)
+		if posted != nil {
+			item.FileHash = posted[valid[i]]
+			out[valid[i]] = item
+			continue
+		}
+		out = append(out, item)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"challenges": out})
+}
+
+func challengeItemOf(it actors.ChallengeItem, now time.Time) challengeItem {
+	hash, _ := json.Marshal(it.Hash)
+	item := challengeItem{FileHash: hash}
+	switch {
+	case errors.Is(it.Err, sluice.ErrNoMoreChallenges):
+		item.Status = sluice.MsgNoMoreChallenges
+	case it.Err != nil:
+		item.Error = sluice.Message(it.Err)
+	default:
+		ch, due, answered := it.Challenge, dueIn(it.Due, now), it.Answered
+		item.Challenge, item.Due, item.Answered = &ch, &due, &answered
+	}
+	return item
+}
+
+// parseHashJSON accepts a JSON string holding a file hash.
+func parseHashJSON(raw json.RawMessage) (sluice.FileHash, bool) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return sluice.FileHash{}, false
+	}
+	h, err := sluice.ParseFileHash(s)
+	return h, err == nil
+}
+
+type answerRequest struct {
+	Proof json.RawMessage `json:"proof"`
+}
+
+func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
+	e := s.engine(w, r)
+	if e == nil {
+		return
+	}
+	raw, err := token(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h, err := sluice.ParseFileHash(chi.URLParam(r, "file_hash"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req answerRequest
+	if err := decodeBody(w, r, s.cfg.MaxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(req.Proof) == 0 {
+		s.writeError(w, r, sluice.Errorf(sluice.ErrInvalid, `Posted data must be a JSON encoded proof object: {"proof": {...}}`))
+		return
+	}
+	if err := e.Answer(r.Context(), raw, h, req.Proof); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type proofItem struct {
+	FileHash json.RawMessage `json:"file_hash"`
+	Proof    json.RawMessage `json:"proof"`
+}
+
+type answersRequest struct {
+	Proofs []proofItem `json:"proofs"`
+}
+
+type reportItem struct {
+	FileHash json.RawMessage `json:"file_hash"`
+	Status   string          `json:"status,omitempty"`
+	Error    string          `json:"error,omitempty"`
+}
+
+func (s *Server) answers(w http.ResponseWriter, r *http.Request) {
+	e := s.engine(w, r)
+	if e == nil {
+		return
+	}
+	raw, err := token(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req answersRequest
+	if err := decodeBody(w, r, s.cfg.MaxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(req.Proofs) > s.cfg.MaxBatch {
+		s.writeError(w, r, sluice.Errorf(sluice.ErrInvalid, "Too many proofs: at most %d per call.", s.cfg.MaxBatch))
+		return
+	}
+	report := make([]reportItem, len(req.Proofs))
+	var items []actors.AnswerItem
+	var valid []int
+	for i, p := range req.Proofs {
+		report[i].FileHash = p.FileHash
+		if report[i].FileHash == nil {
+			report[i].FileHash = json.RawMessage("null")
+		}
+		h, ok := parseHashJSON(p.FileHash)
+		switch {
+		case !ok:
+			report[i].Error = sluice.MsgContractNotFound
+		case len(p.Proof) == 0:
+			report[i].Error = sluice.MsgProofCorrupted
+		default:
+			items = append(items, actors.AnswerItem{Hash: h, Proof: p.Proof})
+			valid = append(valid, i)
+		}
+	}
+	errs, err := e.Answers(r.Context(), raw, items)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	for k, err := range errs {
+		if err != nil {
+			report[valid[k]].Error = sluice.Message(err)
+		} else {
+			report[valid[k]].Status = "ok"
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"report": report})
+}
