@@ -184,4 +184,3 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 	})
 }
-
