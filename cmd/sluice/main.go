@@ -1,0 +1,86 @@
+// Command sluice is the Sluice storage node and its companions:
+//
+//	sluice serve     run the node (farmer API, operations endpoints)
+//	sluice farmer    run a farmer against a node
+//
+// Every flag also reads a SLUICE_* environment variable; `sluice <command>
+// -h` lists them. The README documents each one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+const usage = `sluice: a node for decentralized storage.
+
+Usage:
+  sluice serve  [flags]   run the node (try: sluice serve -h)
+  sluice farmer [flags]   run a farmer against a node (try: sluice farmer -h)
+  sluice version          print the version
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stderr)
+	case "farmer":
+		err = farmer(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintf(stderr, "sluice %s: %v\n", args[0], err)
+	return 1
+}
+
+// errUsage: the flags were wrong; flag already printed why.
+var errUsage = errors.New("usage")
+
+// newLogger builds the one zap logger of the process: JSON to stderr.
+func newLogger(level string, out io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "time"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(out), lvl)
+	return zap.New(core, zap.AddCaller()), nil
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/persistence/postgres/pgtest"
+	"github.com/sluicehq/sluice/proof"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds the real sluice command once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "sluice")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// process is a running sluice serve.
+type process struct {
+	cmd  *exec.Cmd
+	api  string
+	logs *bytes.Buffer
+}
+
+// startServe runs the binary and waits (bounded) until it says it is ready.
+func startServe(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, logs: &bytes.Buffer{}}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		addr := ""
+		for sc.Scan() {
+			line := sc.Text()
+			p.logs.WriteString(line + "\n")
+			var ev struct{ Msg, Addr string }
+			json.Unmarshal([]byte(line), &ev)
+			switch ev.Msg {
+			case "node.listening":
+				addr = ev.Addr
+			case "node.ready":
+				ready <- addr
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case addr, ok := <-ready:
+		if !ok {
+			t.Fatalf("sluice exited before it was ready:\n%s", p.logs)
+		}
+		p.api = "http://" + addr + "/api/downstream/v1"
+	case <-time.After(60 * time.Second):
+		t.Fatalf("sluice not ready after 60s:\n%s", p.logs)
+	}
+	return p
+}
+
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+}
+
+func call(t *testing.T, method, url string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+	}
+	return res.StatusCode
+}
+
+type wireChunk struct {
+	FileHash  string          `json:"file_hash"`
+	Size      int64           `json:"size"`
+	Seed      string          `json:"seed"`
+	Challenge proof.Challenge `json:"challenge"`
+	Tag       proof.Tag       `json:"tag"`
+}
+
+type wireChallenge struct {
+	FileHash  string          `json:"file_hash"`
+	Challenge proof.Challenge `json:"challenge"`
+	Due       float64         `json:"due"`
+	Answered  bool            `json:"answered"`
+	Error     string          `json:"error"`
+	Status    string          `json:"status"`
+}
+
+func proveWire(t *testing.T, c wireChunk, ch proof.Challenge) json.RawMessage {
+	data := proof.NewSeeded(c.Seed, c.Size)
+	tree, err := proof.BuildTree(data, c.Size, c.Tag.LeafSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tree.Prove(data, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(p)
+	return b
+}
+
+// TestCrashRecovery answers challenges on the real binary, kills it with
+// SIGKILL (no shutdown at all), starts it again on the same store and
+// checks that every acknowledged answer survived and deadlines still fire.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	stores := []struct {
+		name string
+		env  func(t *testing.T) []string
+	}{
+		{"embedded", func(t *testing.T) []string { return []string{"SLUICE_DATA_DIR=" + t.TempDir()} }},
+		{"postgres", func(t *testing.T) []string { return []string{"SLUICE_DATABASE_URL=" + pgtest.DSN(t)} }},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			env := append(st.env(t), "SLUICE_CHALLENGE_INTERVAL=6s", "SLUICE_LOG_LEVEL=info")
+			p := startServe(t, env)
+			var tok struct{ Token string }
+			call(t, "GET", p.api+"/new/0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", nil, &tok)
+			var got struct{ Chunks []wireChunk }
+			issued := time.Now()
+			call(t, "GET", fmt.Sprintf("%s/chunk/%s/%d", p.api, tok.Token, 6*32768), nil, &got)
+			if len(got.Chunks) != 6 {
+				t.Fatalf("got %d chunks, want 6", len(got.Chunks))
+			}
+			answered := map[string]bool{}
+			var proofs []map[string]any
+			for _, c := range got.Chunks[:4] {
+				proofs = append(proofs, map[string]any{"file_hash": c.FileHash, "proof": proveWire(t, c, c.Challenge)})
+			}
+			var rep struct {
+				Report []struct {
+					FileHash string `json:"file_hash"`
+					Status   string `json:"status"`
+					Error    string `json:"error"`
+				} `json:"report"`
+			}
+			call(t, "POST", p.api+"/answer/"+tok.Token, map[string]any{"proofs": proofs}, &rep)
+			if len(rep.Report) != 4 {
+				t.Fatalf("report: %+v, want 4 items", rep.Report)
+			}
+			for _, r := range rep.Report {
+				if r.Status != "ok" {
+					t.Fatalf("answer %s: %s", r.FileHash, r.Error)
+				}
+				answered[r.FileHash] = true // acknowledged: must survive the crash
+			}
+			p.kill(t)
+
+			p = startServe(t, env)
+			var all struct{ Challenges []wireChallenge }
+			asked := time.Now()
+			call(t, "GET", p.api+"/challenge/"+tok.Token, nil, &all)
+			if len(all.Challenges) != 6 {
+				t.Fatalf("after restart: %d live contracts, want 6:\n%s", len(all.Challenges), p.logs)
+			}
+			firstDue := issued.Add(6 * time.Second)
+			for _, c := range all.Challenges {
+				if c.Error != "" {
+					t.Fatalf("after restart %s: %s", c.FileHash, c.Error)
+				}
+				// Back within the first interval: each acknowledged answer shows.
+				if answered[c.FileHash] && !c.Answered && asked.Before(firstDue.Add(-time.Second)) {
+					t.Fatalf("acknowledged answer for %s lost across SIGKILL", c.FileHash)
+				}
+			}
+			// Deadlines still fire: wait (bounded) until the two unanswered
+			// contracts expire and the answered ones have moved to their next
+			// challenge.
+			hashes := []string{}
+			for _, c := range got.Chunks {
+				hashes = append(hashes, c.FileHash)
+			}
+			deadline := time.Now().Add(45 * time.Second)
+			for {
+				var now struct{ Challenges []wireChallenge }
+				call(t, "POST", p.api+"/challenge/"+tok.Token, map[string]any{"hashes": hashes}, &now)
+				expired, next := 0, 0
+				for _, c := range now.Challenges {
+					switch {
+					case !answered[c.FileHash] && c.Error == "contract expired":
+						expired++
+					case answered[c.FileHash] && c.Error == "" && !c.Answered:
+						next++
+					}
+				}
+				if expired == 2 && next == 4 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("deadlines did not fire after restart: %+v\n%s", now.Challenges, p.logs)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if !strings.Contains(p.logs.String(), `"contracts":6`) {
+				t.Fatalf("recovery did not load the 6 contracts:\n%s", p.logs)
+			}
+		})
+	}
+}

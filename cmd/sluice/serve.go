@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/actors"
+	sluicehttp "github.com/sluicehq/sluice/http"
+	"github.com/sluicehq/sluice/metrics"
+	"github.com/sluicehq/sluice/persistence"
+	"github.com/sluicehq/sluice/persistence/embedded"
+	"github.com/sluicehq/sluice/persistence/postgres"
+	"github.com/sluicehq/sluice/proof"
+)
+
+// Stable log event names of the node's life.
+const (
+	eventListening = "node.listening"
+	eventReady     = "node.ready"
+	eventStopping  = "node.stopping"
+	eventStopped   = "node.stopped"
+	eventStore     = "node.store"
+)
+
+type serveConfig struct {
+	listen           string
+	databaseURL      string
+	dataDir          string
+	logLevel         string
+	requireSignature bool
+	interval         time.Duration
+	challenges       int
+	chunkSizes       []int64
+	chunksPerRequest int
+	maxPerAddress    int64
+	defaultChunk     int64
+	maxBody          int64
+	leafSize         int
+	leavesPerChall   int
+	shutdownTimeout  time.Duration
+}
+
+func parseServe(args []string, out io.Writer) (serveConfig, error) {
+	fs := newFlagSet("sluice serve", out)
+	listen := fs.String("listen", ":8000", "address of the public HTTP listener")
+	dbURL := fs.String("database-url", "", "PostgreSQL URL; empty uses the embedded store in --data-dir")
+	dataDir := fs.String("data-dir", "./data", "directory of the embedded store (when no database URL is set)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	reqSig := fs.Bool("require-signature", false, "demand a signed POST /new (turn on in production)")
+	interval := fs.Duration("challenge-interval", 5*time.Minute, "time between two challenges of a contract")
+	challenges := fs.Int("challenges-per-contract", 256, "challenges a prototype contract lives for (0: no limit)")
+	sizes := fs.Sizes("chunk-sizes", "32768,1MiB,32MiB", "sizes prototype chunks are cut from, largest that fits first")
+	perReq := fs.Int("chunks-per-request", 10, "most contracts one /chunk call hands out (0: no cap)")
+	perAddr := fs.Bytes("max-bytes-per-address", 1<<30, "most bytes of live contracts per payout address")
+	defChunk := fs.Bytes("default-chunk-size", 32768, "size /chunk/{token} asks for when it names none")
+	maxBody := fs.Bytes("max-body", 16<<20, "largest request body accepted, after decompression")
+	leaf := fs.Int("leaf-size", 1024, "proof leaf size in bytes")
+	k := fs.Int("leaves-per-challenge", 4, "leaves one challenge asks for")
+	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
+	if err := fs.Parse(args); err != nil {
+		return serveConfig{}, err
+	}
+	c := serveConfig{
+		listen: *listen, databaseURL: *dbURL, dataDir: *dataDir, logLevel: *logLevel,
+		requireSignature: *reqSig, interval: *interval, challenges: *challenges, chunkSizes: *sizes,
+		chunksPerRequest: *perReq, maxPerAddress: *perAddr, defaultChunk: *defChunk, maxBody: *maxBody,
+		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown,
+	}
+	return c, c.validate()
+}
+
+func (c serveConfig) validate() error {
+	var errs []error
+	if c.interval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--challenge-interval %s: want at least 100ms", c.interval))
+	}
+	if c.challenges < 0 {
+		errs = append(errs, fmt.Errorf("--challenges-per-contract %d: want 0 or more", c.challenges))
+	}
+	for _, s := range c.chunkSizes {
+		if s <= 0 || s > 1<<34 {
+			errs = append(errs, fmt.Errorf("--chunk-sizes: %d is not between 1 byte and 16GiB", s))
+		}
+	}
+	if c.chunksPerRequest < 0 {
+		errs = append(errs, fmt.Errorf("--chunks-per-request %d: want 0 or more", c.chunksPerRequest))
+	}
+	if c.maxPerAddress <= 0 {
+		errs = append(errs, errors.New("--max-bytes-per-address: want more than 0"))
+	}
+	if c.defaultChunk <= 0 {
+		errs = append(errs, errors.New("--default-chunk-size: want more than 0"))
+	}
+	if c.maxBody < 1024 {
+		errs = append(errs, errors.New("--max-body: want at least 1KiB"))
+	}
+	if err := (proof.Params{Scheme: proof.SchemeMerkleSegment, LeafSize: c.leafSize, LeavesPerChallenge: c.leavesPerChall}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--leaf-size/--leaves-per-challenge: %w", err))
+	}
+	if c.databaseURL == "" && c.dataDir == "" {
+		errs = append(errs, errors.New("set --database-url or --data-dir"))
+	}
+	return errors.Join(errs...)
+}
+
+// store is what serve needs of either store.
+type store interface {
+	actors.Store
+}
+
+func openStore(ctx context.Context, c serveConfig, log *zap.Logger) (store, error) {
+	if c.databaseURL != "" {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		s, err := postgres.Open(octx, c.databaseURL, log)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		log.Info(eventStore, zap.String("kind", "postgres"))
+		return s, nil
+	}
+	s, err := embedded.Open(c.dataDir, log)
+	if err != nil {
+		return nil, fmt.Errorf("open embedded store: %w", err)
+	}
+	log.Info(eventStore, zap.String("kind", "embedded"), zap.String("path", s.Path()))
+	return s, nil
+}
+
+// flushers is how many snapshot batches are in flight at once: bbolt has
+// one writer, so a second flusher would only wait for its lock.
+func flushers(c serveConfig) int {
+	if c.databaseURL == "" {
+		return 1
+	}
+	return 2
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	c, err := parseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(c.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	m := metrics.New()
+
+	st, err := openStore(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	writer := persistence.NewWriter(st, persistence.WriterOptions{Observe: m.ObserveBatch, Flushers: flushers(c)})
+	defer writer.Close()
+
+	// Listen first, so health checks answer while the engine recovers.
+	srv := sluicehttp.New(sluicehttp.Config{
+		RequireSignature: c.requireSignature,
+		DefaultChunkSize: c.defaultChunk,
+		MaxBody:          c.maxBody,
+	}, m, log)
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.listen, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	log.Info(eventListening, zap.String("addr", ln.Addr().String()))
+
+	engine, err := actors.Start(ctx, actors.Config{
+		Terms:               sluice.Terms{Interval: c.interval, Challenges: c.challenges},
+		Scheme:              proof.MerkleSegment(proof.Params{Scheme: proof.SchemeMerkleSegment, LeafSize: c.leafSize, LeavesPerChallenge: c.leavesPerChall}),
+		ChunkSizes:          c.chunkSizes,
+		MaxChunksPerRequest: c.chunksPerRequest,
+		MaxBytesPerAddress:  c.maxPerAddress,
+	}, st, writer, m, log)
+	if err != nil {
+		_ = hs.Close()
+		return fmt.Errorf("start engine: %w", err)
+	}
+	srv.SetFarmers(engine)
+	log.Info(eventReady)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		engine.Stop()
+		return fmt.Errorf("http server: %w", err)
+	}
+
+	// Graceful stop: refuse new work, let requests in flight finish, stop
+	// the actors, then flush every snapshot they handed to the writer.
+	log.Info(eventStopping)
+	srv.SetReady(false)
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn(eventStopping, zap.Error(err))
+	}
+	engine.Stop()
+	if err := writer.Close(); err != nil {
+		return fmt.Errorf("flush snapshots: %w", err)
+	}
+	log.Info(eventStopped)
+	return nil
+}

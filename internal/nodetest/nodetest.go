@@ -1,0 +1,96 @@
+// Package nodetest starts real Sluice nodes for tests in other packages: a
+// real store (embedded in a temporary directory, or Postgres in a fresh
+// schema), the snapshot writer, the actor engine and the HTTP server on a
+// real loopback listener.
+package nodetest
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/actors"
+	sluicehttp "github.com/sluicehq/sluice/http"
+	"github.com/sluicehq/sluice/metrics"
+	"github.com/sluicehq/sluice/persistence"
+	"github.com/sluicehq/sluice/persistence/embedded"
+	"github.com/sluicehq/sluice/persistence/postgres"
+	"github.com/sluicehq/sluice/persistence/postgres/pgtest"
+)
+
+// Store names one of the two stores and opens it at one location.
+type Store struct {
+	Name string
+	Open func(t *testing.T) actors.Store
+}
+
+// Stores returns both stores, each bound to a fresh location of its own.
+// The Postgres one skips (or fails under SLUICE_REQUIRE_POSTGRES=1) when no
+// test database is configured.
+func Stores(t *testing.T) []Store {
+	return []Store{
+		{Name: "embedded", Open: func(t *testing.T) actors.Store {
+			dir := t.TempDir()
+			s, err := embedded.Open(dir, zap.NewNop())
+			if err != nil {
+				t.Fatalf("open embedded store: %v", err)
+			}
+			return s
+		}},
+		{Name: "postgres", Open: func(t *testing.T) actors.Store {
+			dsn := pgtest.DSN(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s, err := postgres.Open(ctx, dsn, zap.NewNop())
+			if err != nil {
+				t.Fatalf("open postgres store: %v", err)
+			}
+			return s
+		}},
+	}
+}
+
+// Options tune a test node.
+type Options struct {
+	Engine actors.Config
+	HTTP   sluicehttp.Config
+}
+
+// Node is a running node.
+type Node struct {
+	URL     string // server root, no trailing slash
+	API     string // URL + /api/downstream/v1
+	Engine  *actors.Engine
+	Metrics *metrics.Set
+	Store   actors.Store
+}
+
+// Start runs a node on store until the test ends.
+func Start(t *testing.T, store actors.Store, opt Options) *Node {
+	t.Helper()
+	if opt.Engine.Terms.Interval == 0 {
+		opt.Engine.Terms = sluice.Terms{Interval: time.Minute, Challenges: 256}
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	m := metrics.New()
+	w := persistence.NewWriter(store, persistence.WriterOptions{Observe: m.ObserveBatch})
+	e, err := actors.Start(context.Background(), opt.Engine, store, w, m, log)
+	if err != nil {
+		t.Fatalf("start engine: %v", err)
+	}
+	srv := sluicehttp.New(opt.HTTP, m, log)
+	srv.SetFarmers(e)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		hs.Close()
+		e.Stop()
+		w.Close()
+		store.Close()
+	})
+	return &Node{URL: hs.URL, API: hs.URL + "/api/downstream/v1", Engine: e, Metrics: m, Store: store}
+}
