@@ -3,8 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
-	"time"
+		"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
@@ -43,29 +42,23 @@ type deadlinePassed struct {
 	Due time.Time
 }
 
-// contractBoot hands an actor its first state. A restart makes a new actor
-// from the same producer; it finds the boot used and reloads the snapshot.
-type contractBoot struct {
-	state sluice.Contract
-	used  atomic.Bool
-}
-
 // contractActor owns one contract: its state and its deadline timer.
 type contractActor struct {
 	e      *Engine
-	boot   *contractBoot
-	id     string
 	c      sluice.Contract
 	cancel scheduler.CancelFunc
 	armed  time.Time
 }
 
-func (e *Engine) contractProps(c sluice.Contract) *actor.Props {
-	boot := &contractBoot{state: c}
-	id := c.ID()
-	return actor.PropsFromProducer(func() actor.Actor {
-		return &contractActor{e: e, boot: boot, id: id}
-	}, actor.WithSupervisor(entitySupervision(e.log)))
+// newContractProps is shared by every contract actor: a contract's first
+// state reaches its actor through Engine.boot, keyed by identity, so no
+// per-actor closure or Props is kept (at a million contracts that is
+// hundreds of megabytes). Contract actors get the lock-free mailbox, the
+// smallest one: each receives a few messages per interval.
+func newContractProps(e *Engine) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &contractActor{e: e} },
+		actor.WithSupervisor(entitySupervision(e.log)),
+		actor.WithMailbox(actor.UnboundedLockfree()))
 }
 
 func (a *contractActor) Receive(c actor.Context) {
@@ -97,11 +90,12 @@ func (a *contractActor) Receive(c actor.Context) {
 }
 
 func (a *contractActor) start(c actor.Context) {
-	if a.boot.used.CompareAndSwap(false, true) {
-		a.c = a.boot.state
-		a.boot = nil
+	id := entityID(c.Self())
+	if st, ok := a.e.boot.LoadAndDelete(contractIdentity(id)); ok {
+		a.c = *st.(*sluice.Contract)
 	} else {
-		rec, err := a.e.store.Get(context.Background(), sluice.KindContract, a.id)
+		// A restart after a failure: resume from the last committed snapshot.
+		rec, err := a.e.store.Get(context.Background(), sluice.KindContract, id)
 		if err != nil {
 			panic(fmt.Sprintf("reload contract snapshot: %v", err)) // supervisor retries
 		}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,6 +90,10 @@ type Engine struct {
 	ledger  *ledger
 
 	managers map[sluice.RecordKind][]*actor.PID
+	props    map[sluice.RecordKind]*actor.Props
+	// boot holds each entity's first state from its spawn until its actor
+	// starts and takes it (Identity → *sluice.Token or *sluice.Contract).
+	boot sync.Map
 
 	randMu sync.Mutex // Rand need not be safe for concurrent use
 }
@@ -118,6 +123,10 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 		metrics:  m,
 		ledger:   newLedger(),
 		managers: map[sluice.RecordKind][]*actor.PID{},
+	}
+	e.props = map[sluice.RecordKind]*actor.Props{
+		sluice.KindToken:    newTokenProps(e),
+		sluice.KindContract: newContractProps(e),
 	}
 	for _, kind := range []sluice.RecordKind{sluice.KindToken, sluice.KindContract} {
 		for i := range shards {
@@ -178,19 +187,35 @@ func (r lockedReader) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// spawn asks the shard's manager to spawn an entity actor and waits.
-func (e *Engine) spawn(who Identity, props *actor.Props) error {
+// spawn asks the shard's manager to spawn an entity actor with its first
+// state (*sluice.Token or *sluice.Contract) and waits.
+func (e *Engine) spawn(who Identity, state any) error {
+	e.boot.Store(who, state)
 	mgr := e.managers[who.Kind][shardOf(who.ID)]
-	res, err := e.sys.Root.RequestFuture(mgr, &spawnEntity{Name: who.ID, Props: props}, e.cfg.AskTimeout).Result()
+	res, err := e.sys.Root.RequestFuture(mgr, &spawnEntity{Name: who.ID, Props: e.props[who.Kind]}, e.cfg.AskTimeout).Result()
+	if err == nil {
+		err = res.(*spawnEntityReply).Err
+	}
 	if err != nil {
+		e.boot.Delete(who)
 		return fmt.Errorf("%w: spawn %s: %v", sluice.ErrUnavailable, who.Kind, err)
 	}
-	return res.(*spawnEntityReply).Err
+	return nil
 }
 
 // spawnAsync asks for a spawn without waiting (bulk start-up).
-func (e *Engine) spawnAsync(who Identity, props *actor.Props) {
-	e.sys.Root.Send(e.managers[who.Kind][shardOf(who.ID)], &spawnEntity{Name: who.ID, Props: props})
+func (e *Engine) spawnAsync(who Identity, state any) {
+	e.boot.Store(who, state)
+	e.sys.Root.Send(e.managers[who.Kind][shardOf(who.ID)], &spawnEntity{Name: who.ID, Props: e.props[who.Kind]})
+}
+
+// entityID is an entity actor's identity id: its name under its manager.
+func entityID(pid *actor.PID) string {
+	id := pid.Id
+	if i := strings.IndexByte(id, '/'); i >= 0 {
+		return id[i+1:]
+	}
+	return id
 }
 
 // encode makes the snapshot record of a token or contract.

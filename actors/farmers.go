@@ -31,7 +31,7 @@ func (e *Engine) NewToken(ctx context.Context, address, ip string) (sluice.RawTo
 	if err := e.writer.Commit(ctx, tokenRecord(&t)); err != nil {
 		return raw, unavailable(err)
 	}
-	if err := e.spawn(tokenIdentity(t.Farmer), e.tokenProps(t)); err != nil {
+	if err := e.spawn(tokenIdentity(t.Farmer), &t); err != nil {
 		return raw, err
 	}
 	e.metrics.LiveTokens.Inc()

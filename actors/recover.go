@@ -26,7 +26,7 @@ func (e *Engine) recover(ctx context.Context) error {
 			return nil
 		}
 		addresses[t.Farmer] = t.Address
-		e.spawnAsync(tokenIdentity(t.Farmer), e.tokenProps(t))
+		e.spawnAsync(tokenIdentity(t.Farmer), &t)
 		return nil
 	})
 	if err != nil {
@@ -65,7 +65,7 @@ func (e *Engine) recover(ctx context.Context) error {
 		// Sent before the contract actor exists, so the token counts the
 		// contract before it can hear of its closing.
 		e.dir.Tell(tokenIdentity(c.Farmer), &contractLoaded{Hash: c.FileHash, Size: c.Size, Proofs: c.Proofs})
-		e.spawnAsync(contractIdentity(c.ID()), e.contractProps(c))
+		e.spawnAsync(contractIdentity(c.ID()), &c)
 		return nil
 	})
 	if err != nil {

@@ -3,8 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
-
+	
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
@@ -103,30 +102,20 @@ type contractClosingReply struct {
 	Err error
 }
 
-// tokenBoot: see contractBoot.
-type tokenBoot struct {
-	state sluice.Token
-	used  atomic.Bool
-}
-
 // tokenActor owns one farmer token and its counters.
 type tokenActor struct {
-	e    *Engine
-	boot *tokenBoot
-	id   string
-	t    sluice.Token
+	e *Engine
+	t sluice.Token
 
 	live       map[sluice.FileHash]int64 // live contracts and their sizes
 	liveBytes  int64
 	liveProofs int64 // valid proofs counted by the live contracts
 }
 
-func (e *Engine) tokenProps(t sluice.Token) *actor.Props {
-	boot := &tokenBoot{state: t}
-	id := t.Farmer
-	return actor.PropsFromProducer(func() actor.Actor {
-		return &tokenActor{e: e, boot: boot, id: id, live: map[sluice.FileHash]int64{}}
-	}, actor.WithSupervisor(entitySupervision(e.log)))
+// newTokenProps is shared by every token actor; see newContractProps.
+func newTokenProps(e *Engine) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &tokenActor{e: e, live: map[sluice.FileHash]int64{}} },
+		actor.WithSupervisor(entitySupervision(e.log)))
 }
 
 func (a *tokenActor) Receive(c actor.Context) {
@@ -170,13 +159,13 @@ func (a *tokenActor) Receive(c actor.Context) {
 }
 
 func (a *tokenActor) start(c actor.Context) {
-	if a.boot.used.CompareAndSwap(false, true) {
-		a.t = a.boot.state
-		a.boot = nil
+	id := entityID(c.Self())
+	if st, ok := a.e.boot.LoadAndDelete(tokenIdentity(id)); ok {
+		a.t = *st.(*sluice.Token)
 		return
 	}
 	// A restart: the counters of live contracts are rebuilt from them.
-	rec, err := a.e.store.Get(context.Background(), sluice.KindToken, a.id)
+	rec, err := a.e.store.Get(context.Background(), sluice.KindToken, id)
 	if err != nil {
 		panic(fmt.Sprintf("reload token snapshot: %v", err))
 	}
@@ -188,7 +177,7 @@ func (a *tokenActor) start(c actor.Context) {
 	// but only a failure takes this path; the ledger already holds their
 	// bytes, so they are tracked without reserving again.
 	err = a.e.store.Live(context.Background(), sluice.KindContract, func(r sluice.Record) error {
-		if r.Owner != a.id {
+		if r.Owner != id {
 			return nil
 		}
 		ct, err := decodeContract(r)
@@ -274,7 +263,7 @@ func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 	}
 	for _, ct := range made {
 		a.track(ct.FileHash, ct.Size, 0)
-		if err := a.e.spawn(contractIdentity(ct.ID()), a.e.contractProps(ct)); err != nil {
+		if err := a.e.spawn(contractIdentity(ct.ID()), &ct); err != nil {
 			// Committed but not running: it is loaded at the next start.
 			a.e.log.Error(eventActorFailed, zap.String("kind", "contract"), zap.Error(err))
 		}
