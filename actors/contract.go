@@ -3,7 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
-		"time"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"

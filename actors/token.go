@@ -3,7 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
-	
+
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
