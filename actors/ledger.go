@@ -28,6 +28,14 @@ func (l *ledger) reserve(address string, want, limit int64) int64 {
 	return grant
 }
 
+// add counts bytes already taken (contracts loaded at start-up), with no
+// limit.
+func (l *ledger) add(address string, n int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bytes[address] += n
+}
+
 // release returns bytes to the address.
 func (l *ledger) release(address string, n int64) {
 	l.mu.Lock()

@@ -3,6 +3,9 @@ package actors
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -37,48 +40,51 @@ func (e *Engine) recover(ctx context.Context) error {
 	}
 	e.metrics.LiveTokens.Set(float64(len(addresses)))
 
-	var contracts, moved int
+	// Decoding is most of the work: records are fanned out to one worker
+	// per core. Each worker tells a contract's token about it before it
+	// spawns the contract's actor, so the token counts the contract before
+	// it can hear of its closing.
+	var contracts, moved atomic.Int64
+	records := make(chan sluice.Record, 1024)
+	var workers sync.WaitGroup
+	var failed atomic.Pointer[error]
+	for range runtime.GOMAXPROCS(0) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for r := range records {
+				if failed.Load() != nil {
+					continue
+				}
+				if err := e.recoverContract(r, addresses, startup, &contracts, &moved); err != nil {
+					failed.CompareAndSwap(nil, &err)
+				}
+			}
+		}()
+	}
 	err = e.store.Live(ctx, sluice.KindContract, func(r sluice.Record) error {
-		c, err := decodeContract(r)
-		if err != nil {
-			e.log.Error(eventRecordSkipped, zap.String("kind", "contract"), zap.String("id", r.ID), zap.Error(err))
-			return nil
+		if p := failed.Load(); p != nil {
+			return *p
 		}
-		address, ok := addresses[c.Farmer]
-		if !ok {
-			c.Cancel(startup)
-			c.Version++
-			e.writer.Enqueue(contractRecord(&c))
-			return nil
-		}
-		changed, err := c.Recover(startup, e.cfg.Scheme, e.rng())
-		if err != nil {
-			return err
-		}
-		if changed {
-			moved++
-			c.Version++
-			e.writer.Enqueue(contractRecord(&c))
-		}
-		contracts++
-		e.ledger.bytes[address] += c.Size // single-threaded here: no other user yet
-		// Sent before the contract actor exists, so the token counts the
-		// contract before it can hear of its closing.
-		e.dir.Tell(tokenIdentity(c.Farmer), &contractLoaded{Hash: c.FileHash, Size: c.Size, Proofs: c.Proofs})
-		e.spawnAsync(contractIdentity(c.ID()), &c)
+		records <- r
 		return nil
 	})
+	close(records)
+	workers.Wait()
+	if p := failed.Load(); err == nil && p != nil {
+		err = *p
+	}
 	if err != nil {
 		return fmt.Errorf("load contracts: %w", err)
 	}
 	if err := e.syncManagers(sluice.KindContract); err != nil {
 		return err
 	}
-	e.metrics.LiveContracts.Add(float64(contracts))
+	e.metrics.LiveContracts.Add(float64(contracts.Load()))
 	took := time.Since(began)
 	e.metrics.RecoverySeconds.Set(took.Seconds())
-	e.log.Info(eventRecovered, zap.Int("tokens", len(addresses)), zap.Int("contracts", contracts),
-		zap.Int("deadlines_moved", moved), zap.Duration("took", took))
+	e.log.Info(eventRecovered, zap.Int("tokens", len(addresses)), zap.Int64("contracts", contracts.Load()),
+		zap.Int64("deadlines_moved", moved.Load()), zap.Duration("took", took))
 	return nil
 }
 
@@ -94,5 +100,37 @@ func (e *Engine) syncManagers(kind sluice.RecordKind) error {
 			return fmt.Errorf("start %s actors: %w", kind, err)
 		}
 	}
+	return nil
+}
+
+// recoverContract loads one live contract record: it archives contracts of
+// tokens that are gone, moves a due time that passed while the node was
+// down, and starts the contract's actor.
+func (e *Engine) recoverContract(r sluice.Record, addresses map[string]string, startup time.Time, contracts, moved *atomic.Int64) error {
+	c, err := decodeContract(r)
+	if err != nil {
+		e.log.Error(eventRecordSkipped, zap.String("kind", "contract"), zap.String("id", r.ID), zap.Error(err))
+		return nil
+	}
+	address, ok := addresses[c.Farmer]
+	if !ok {
+		c.Cancel(startup)
+		c.Version++
+		e.writer.Enqueue(contractRecord(&c))
+		return nil
+	}
+	changed, err := c.Recover(startup, e.cfg.Scheme, e.rng())
+	if err != nil {
+		return err
+	}
+	if changed {
+		moved.Add(1)
+		c.Version++
+		e.writer.Enqueue(contractRecord(&c))
+	}
+	contracts.Add(1)
+	e.ledger.add(address, c.Size)
+	e.dir.Tell(tokenIdentity(c.Farmer), &contractLoaded{Hash: c.FileHash, Size: c.Size, Proofs: c.Proofs})
+	e.spawnAsync(contractIdentity(c.ID()), &c)
 	return nil
 }

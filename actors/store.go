@@ -15,8 +15,10 @@ type Store interface {
 	// When Write returns nil the records survive a crash.
 	Write(ctx context.Context, recs []sluice.Record) error
 	// Live calls fn for every live record of the kind, in no particular
-	// order, streaming (it never holds all of them in memory at once). An
-	// error from fn stops the scan and is returned.
+	// order, streaming (it never holds all of them in memory at once). fn
+	// owns the record it is given (it may keep it or pass it to another
+	// goroutine) but must not call the store. An error from fn stops the
+	// scan and is returned.
 	Live(ctx context.Context, kind sluice.RecordKind, fn func(sluice.Record) error) error
 	// Get returns the record, live or archived, or an error wrapping
 	// sluice.ErrNotFound.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Set is every collector of one node.
@@ -83,4 +84,20 @@ func (s *Set) ObserveBatch(rows int, took time.Duration, err error) {
 	}
 	s.SnapshotBatch.Observe(float64(rows))
 	s.SnapshotCommit.Observe(took.Seconds())
+}
+
+// Value reads the current value of a counter or gauge (for tests and the
+// simulator's report).
+func Value(m prometheus.Metric) float64 {
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		return 0
+	}
+	switch {
+	case d.Counter != nil:
+		return d.Counter.GetValue()
+	case d.Gauge != nil:
+		return d.Gauge.GetValue()
+	}
+	return 0
 }

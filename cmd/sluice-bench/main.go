@@ -35,7 +35,7 @@ import (
 	"github.com/sluicehq/sluice/proof"
 )
 
-var memProfile string
+var memProfile, cpuProfile string
 
 type result struct {
 	Store            string  `json:"store"`
@@ -60,8 +60,9 @@ func main() {
 	dbURL := fs.String("database-url", "", "Postgres URL (a fresh schema is made and dropped)")
 	dir := fs.String("data-dir", "", "embedded store directory (default: a temporary one)")
 	memprofile := fs.String("memprofile", "", "write a heap profile here once the engine is up")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the start-up here")
 	fs.Parse(os.Args[2:])
-	memProfile = *memprofile
+	memProfile, cpuProfile = *memprofile, *cpuprofile
 	if err := run(*n, *dbURL, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(1)
@@ -112,12 +113,22 @@ func run(n int, dbURL, dir string) error {
 	settle()
 	res.RSSBaseMiB = rssMiB()
 	w := persistence.NewWriter(store, persistence.WriterOptions{})
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+	}
 	began = time.Now()
 	e, err := actors.Start(ctx, actors.Config{Terms: sluice.Terms{Interval: time.Hour, Challenges: 256}}, store, w, metrics.New(), log)
 	if err != nil {
 		return err
 	}
 	res.RearmSeconds = time.Since(began).Seconds()
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	settle()
 	res.RSSMiB = rssMiB()
 	var ms runtime.MemStats

@@ -4,8 +4,50 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
+
+	"github.com/sluicehq/sluice/farmer"
 )
 
-func farmer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("farmer: wired in the next commit")
+// farmerCmd runs a farmer: it gets or reuses a token, fills contracts up
+// to --size and answers every challenge until it is stopped (SIGINT or
+// SIGTERM), printing a progress line to stdout.
+func farmerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sluice farmer", stderr)
+	node := fs.String("node", "http://127.0.0.1:8000", "the node's base URL")
+	address := fs.String("address", "", "payout address the token is for (required)")
+	message := fs.String("message", "", "message signed by the address owner (when the node requires signatures)")
+	signature := fs.String("signature", "", "signature of --message by the address owner (EIP-191, hex)")
+	size := fs.Bytes("size", 32<<20, "bytes of contracts to hold")
+	dir := fs.String("dir", "./farmer-data", "directory for the token file and chunk files")
+	window := fs.Duration("batch-window", time.Second, "how long ready answers are gathered into one call")
+	every := fs.Duration("progress-every", 5*time.Second, "how often the progress line is printed")
+	memory := fs.Bool("memory", false, "keep prototype chunks as their seed instead of on disk (for load tests)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var errs []error
+	if *address == "" {
+		errs = append(errs, errors.New("--address is required"))
+	}
+	if *size <= 0 {
+		errs = append(errs, errors.New("--size: want more than 0 bytes"))
+	}
+	if (*message == "") != (*signature == "") {
+		errs = append(errs, errors.New("--message and --signature go together"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log, err := newLogger(*logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	return farmer.Run(ctx, farmer.Config{
+		Node: *node, Address: *address, Message: *message, Signature: *signature,
+		Size: *size, Dir: *dir, BatchWindow: *window, Log: log,
+		Progress: stdout, ProgressEvery: *every, Memory: *memory,
+	})
 }

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# make bench: runs every benchmark the issues ask for and prints each
+# figure next to the baseline measured in the same run.
+#
+# Postgres figures need a database: SLUICE_TEST_POSTGRES (default: the
+# local test database). BENCH_CONTRACTS overrides the engine sizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SLUICE_TEST_POSTGRES="${SLUICE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
+sizes="${BENCH_CONTRACTS:-100000 1000000}"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# metric FILE BENCH-REGEX UNIT: the value printed before UNIT on the first
+# line of FILE whose benchmark name matches.
+metric() {
+  awk -v re="$2" -v unit="$3" '$1 ~ re { for (i = 2; i < NF; i++) if ($(i+1) == unit) { print $i; exit } }' "$1"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+echo "== proofs (proof/)"
+go test -run '^$' -bench 'Prove$|Verify$|VerifyJSON$|SHA256Baseline$' -benchmem -count 1 ./proof/ | tee "$out/proof.txt"
+prove=$(metric "$out/proof.txt" '^BenchmarkProve' ns/op)
+verify=$(metric "$out/proof.txt" '^BenchmarkVerify-' ns/op)
+verifyjson=$(metric "$out/proof.txt" '^BenchmarkVerifyJSON' ns/op)
+sha=$(metric "$out/proof.txt" '^BenchmarkSHA256Baseline' ns/op)
+
+echo "== snapshot writer (persistence/postgres)"
+pg_ok=1
+go test -run '^$' -bench 'SnapshotWriter|CopyFromBaseline' -benchtime 1x -count 1 ./persistence/postgres/ | tee "$out/pg.txt" || pg_ok=0
+writer1=$(metric "$out/pg.txt" 'per_commit=1/flushers=2' rows/s)
+writer100=$(metric "$out/pg.txt" 'per_commit=100/flushers=2' rows/s)
+copyfrom=$(metric "$out/pg.txt" 'CopyFromBaseline' rows/s)
+
+echo "== engine at scale (cmd/sluice-bench, one process per size)"
+go build -o "$out/sluice-bench" ./cmd/sluice-bench
+: > "$out/engine.jsonl"
+for n in $sizes; do
+  "$out/sluice-bench" engine --contracts "$n" --database-url "$SLUICE_TEST_POSTGRES" | tee -a "$out/engine.jsonl"
+done
+
+echo
+echo "== summary (same machine, same run)"
+printf '%-52s %14s %14s %8s\n' "figure" "value" "baseline" "ratio"
+printf '%-52s %11s ns %11s ns %8s\n' "prove one proof (1 MiB chunk, k=4) vs SHA-256" "$prove" "$sha" "$(ratio "$prove" "$sha")"
+printf '%-52s %11s ns %11s ns %8s\n' "verify one decoded proof vs SHA-256 of its bytes" "$verify" "$sha" "$(ratio "$verify" "$sha")"
+printf '%-52s %11s ns %11s ns %8s\n' "decode+verify a JSON proof vs SHA-256" "$verifyjson" "$sha" "$(ratio "$verifyjson" "$sha")"
+if [ "$pg_ok" = 1 ] && [ -n "$copyfrom" ]; then
+  printf '%-52s %9s r/s %9s r/s %8s\n' "snapshot writer, 256 callers x 1 row vs CopyFrom" "${writer1%.*}" "${copyfrom%.*}" "$(ratio "$writer1" "$copyfrom")"
+  printf '%-52s %9s r/s %9s r/s %8s\n' "snapshot writer, 256 callers x 100 rows vs CopyFrom" "${writer100%.*}" "${copyfrom%.*}" "$(ratio "$writer100" "$copyfrom")"
+fi
+while read -r line; do
+  n=$(echo "$line" | sed -E 's/.*"contracts":([0-9]+).*/\1/')
+  rss=$(echo "$line" | sed -E 's/.*"rss_mib":([0-9.]+).*/\1/')
+  per=$(echo "$line" | sed -E 's/.*"rss_bytes_per_contract":([0-9.]+).*/\1/')
+  rearm=$(echo "$line" | sed -E 's/.*"rearm_seconds":([0-9.]+).*/\1/')
+  printf '%-52s %9.0f MiB %11.0f B %8s\n' "resident memory, $n live contracts (per contract)" "$rss" "$per" ""
+  printf '%-52s %12.1f s %14s %8s\n' "start-up: load and re-arm $n contracts (Postgres)" "$rearm" "" ""
+done < "$out/engine.jsonl"
