@@ -15,27 +15,30 @@ import (
 // environment variable, and the usage text names both.
 type flagSet struct {
 	*flag.FlagSet
-	errs []error
+	prefix string
+	errs   []error
 }
 
-func newFlagSet(name string, out io.Writer) *flagSet {
+// newFlagSet makes the flags of one command; prefix names its variables
+// (SLUICE_ for the node, SLUICE_FARMER_ for the farmer).
+func newFlagSet(name, prefix string, out io.Writer) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	return &flagSet{FlagSet: fs}
+	return &flagSet{FlagSet: fs, prefix: prefix}
 }
 
-// envName is the variable that backs a flag: SLUICE_ + upper snake case.
-func envName(flagName string) string {
-	return "SLUICE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+// envName is the variable that backs a flag: the prefix + upper snake case.
+func (f *flagSet) envName(flagName string) string {
+	return f.prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 func (f *flagSet) env(name string) (string, bool) {
-	v, ok := os.LookupEnv(envName(name))
+	v, ok := os.LookupEnv(f.envName(name))
 	return v, ok && v != ""
 }
 
 func (f *flagSet) usage(name, help string) string {
-	return fmt.Sprintf("%s (env %s)", help, envName(name))
+	return fmt.Sprintf("%s (env %s)", help, f.envName(name))
 }
 
 func (f *flagSet) String(name, def, help string) *string {
@@ -49,7 +52,7 @@ func (f *flagSet) Bool(name string, def bool, help string) *bool {
 	if v, ok := f.env(name); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("%s=%q: want true or false", envName(name), v))
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: want true or false", f.envName(name), v))
 		}
 		def = b
 	}
@@ -60,7 +63,7 @@ func (f *flagSet) Int(name string, def int, help string) *int {
 	if v, ok := f.env(name); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("%s=%q: want a whole number", envName(name), v))
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: want a whole number", f.envName(name), v))
 		}
 		def = n
 	}
@@ -71,7 +74,7 @@ func (f *flagSet) Duration(name string, def time.Duration, help string) *time.Du
 	if v, ok := f.env(name); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("%s=%q: want a duration such as 30s or 5m", envName(name), v))
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: want a duration such as 30s or 5m", f.envName(name), v))
 		}
 		def = d
 	}
@@ -85,7 +88,7 @@ func (f *flagSet) Bytes(name string, def int64, help string) *int64 {
 	if v, ok := f.env(name); ok {
 		n, err := parseBytes(v)
 		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", envName(name), v, err))
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", f.envName(name), v, err))
 		}
 		*p = n
 	}
@@ -117,7 +120,7 @@ func (f *flagSet) Sizes(name, def, help string) *[]int64 {
 		v = e
 	}
 	if err := set(v); err != nil {
-		f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", envName(name), v, err))
+		f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", f.envName(name), v, err))
 	}
 	f.FlagSet.Func(name, f.usage(name, help+" (default "+def+")"), set)
 	return p
@@ -128,8 +131,11 @@ func (f *flagSet) Parse(args []string) error {
 	if err := f.FlagSet.Parse(args); err != nil {
 		return err
 	}
-	return errors.Join(f.errs...)
+	return f.envErr()
 }
+
+// envErr joins the errors found in the environment variables.
+func (f *flagSet) envErr() error { return errors.Join(f.errs...) }
 
 func parseBytes(s string) (int64, error) {
 	units := []struct {

@@ -13,7 +13,7 @@ import (
 // to --size and answers every challenge until it is stopped (SIGINT or
 // SIGTERM), printing a progress line to stdout.
 func farmerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("sluice farmer", stderr)
+	fs := newFlagSet("sluice farmer", "SLUICE_FARMER_", stderr)
 	node := fs.String("node", "http://127.0.0.1:8000", "the node's base URL")
 	address := fs.String("address", "", "payout address the token is for (required)")
 	message := fs.String("message", "", "message signed by the address owner (when the node requires signatures)")

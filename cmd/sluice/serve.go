@@ -49,7 +49,7 @@ type serveConfig struct {
 }
 
 func parseServe(args []string, out io.Writer) (serveConfig, error) {
-	fs := newFlagSet("sluice serve", out)
+	fs := newFlagSet("sluice serve", "SLUICE_", out)
 	listen := fs.String("listen", ":8000", "address of the public HTTP listener")
 	dbURL := fs.String("database-url", "", "PostgreSQL URL; empty uses the embedded store in --data-dir")
 	dataDir := fs.String("data-dir", "./data", "directory of the embedded store (when no database URL is set)")
@@ -65,7 +65,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	leaf := fs.Int("leaf-size", 1024, "proof leaf size in bytes")
 	k := fs.Int("leaves-per-challenge", 4, "leaves one challenge asks for")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.FlagSet.Parse(args); err != nil {
 		return serveConfig{}, err
 	}
 	c := serveConfig{
@@ -74,7 +74,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 		chunksPerRequest: *perReq, maxPerAddress: *perAddr, defaultChunk: *defChunk, maxBody: *maxBody,
 		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown,
 	}
-	return c, c.validate()
+	return c, errors.Join(fs.envErr(), c.validate())
 }
 
 func (c serveConfig) validate() error {

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServeConfigFromFlagsAndEnvironment(t *testing.T) {
+	t.Setenv("SLUICE_CHALLENGE_INTERVAL", "2s")
+	t.Setenv("SLUICE_CHUNK_SIZES", "1KiB, 64KiB")
+	t.Setenv("SLUICE_MAX_BYTES_PER_ADDRESS", "2GiB")
+	c, err := parseServe([]string{"--challenge-interval", "3s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.interval != 3*time.Second {
+		t.Fatalf("interval: got %s, want the flag's 3s over the variable's 2s", c.interval)
+	}
+	if len(c.chunkSizes) != 2 || c.chunkSizes[0] != 1024 || c.chunkSizes[1] != 65536 {
+		t.Fatalf("chunk sizes: got %v, want [1024 65536]", c.chunkSizes)
+	}
+	if c.maxPerAddress != 2<<30 {
+		t.Fatalf("max per address: got %d, want %d", c.maxPerAddress, 2<<30)
+	}
+	if c.dataDir != "./data" || c.databaseURL != "" {
+		t.Fatalf("store: got %q %q, want the embedded default", c.dataDir, c.databaseURL)
+	}
+}
+
+func TestServeConfigErrorsAreReportedTogether(t *testing.T) {
+	t.Setenv("SLUICE_REQUIRE_SIGNATURE", "maybe")
+	_, err := parseServe([]string{"--challenge-interval", "1ms", "--leaf-size", "0"}, io.Discard)
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{"SLUICE_REQUIRE_SIGNATURE", "--challenge-interval", "--leaf-size"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q does not name %s", err, want)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "32768": 32768, "1KiB": 1024, "32MiB": 32 << 20, "2 GiB": 2 << 30, "1TiB": 1 << 40} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Fatalf("parseBytes(%q): got %d, %v, want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5MiB", "lots", "99999999999TiB"} {
+		if _, err := parseBytes(bad); err == nil {
+			t.Fatalf("parseBytes(%q) accepted", bad)
+		}
+	}
+}
