@@ -46,6 +46,10 @@ func Message(err error) string {
 	if errors.As(err, &e) {
 		return e.Message
 	}
+	var l *LimitedError
+	if errors.As(err, &l) {
+		return l.Error()
+	}
 	if errors.Is(err, ErrUnavailable) {
 		return "Service unavailable, try again later."
 	}
@@ -55,7 +59,7 @@ func Message(err error) string {
 // Kind returns which of the error kinds err belongs to, or nil for an
 // unclassified (internal) error.
 func Kind(err error) error {
-	for _, k := range []error{ErrInvalid, ErrNotFound, ErrConflict, ErrExpired, ErrUnavailable} {
+	for _, k := range []error{ErrInvalid, ErrNotFound, ErrConflict, ErrExpired, ErrUnavailable, ErrLimited} {
 		if errors.Is(err, k) {
 			return k
 		}

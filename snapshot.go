@@ -9,6 +9,14 @@ const (
 	// KindContract: a contract's snapshot; ID is ContractID(farmer, file hash),
 	// Owner the farmer id.
 	KindContract RecordKind = 2
+	// KindWhitelist: an address allowed to farm; ID is the address, State
+	// its balance as decimal text. Archived when a new list drops it.
+	KindWhitelist RecordKind = 3
+	// KindSignature: a signed token request already used; ID is
+	// SignatureID(address, message). Kept forever so it cannot be replayed.
+	KindSignature RecordKind = 4
+	// KindMeta: node-wide settings kept in the store (ID names them).
+	KindMeta RecordKind = 5
 )
 
 func (k RecordKind) String() string {
@@ -17,6 +25,12 @@ func (k RecordKind) String() string {
 		return "token"
 	case KindContract:
 		return "contract"
+	case KindWhitelist:
+		return "whitelist"
+	case KindSignature:
+		return "signature"
+	case KindMeta:
+		return "meta"
 	}
 	return "unknown"
 }

@@ -38,12 +38,15 @@ func ParseToken(s string) (RawToken, error) {
 // Token is a farmer's identity on this node. The node keeps a hash of the
 // secret, never the secret itself.
 type Token struct {
-	Farmer  string    `json:"farmer"`
-	Secret  [32]byte  `json:"secret"` // SHA-256 of the raw token bytes
-	Address string    `json:"address"`
-	IP      string    `json:"ip"`
-	Created time.Time `json:"created"`
-	Deleted bool      `json:"deleted,omitempty"`
+	Farmer   string    `json:"farmer"`
+	Secret   [32]byte  `json:"secret"` // SHA-256 of the raw token bytes
+	Address  string    `json:"address"`
+	IP       string    `json:"ip"`
+	Location *Location `json:"location,omitempty"`
+	Created  time.Time `json:"created"`
+	// Uptime is kept current as contracts go live and close.
+	Uptime  Uptime `json:"uptime"`
+	Deleted bool   `json:"deleted,omitempty"`
 	// ClosedProofs counts the valid proofs of contracts that are no longer
 	// live; the live contracts carry their own count. Together they are the
 	// farmer's heartbeats, and each is committed with the answer it counts.

@@ -167,7 +167,7 @@ func (a *contractActor) answer(c actor.Context, raw []byte) error {
 	}
 	a.c = next
 	a.e.metrics.Proofs.WithLabelValues("accepted").Inc()
-	a.e.dir.Tell(tokenIdentity(a.c.Farmer), &proofAccepted{})
+	a.e.dir.Tell(tokenIdentity(a.c.Farmer), &proofAccepted{Due: a.c.Due})
 	return nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +54,31 @@ type Config struct {
 	// Rand is the randomness for tokens, chunk seeds and challenge seeds.
 	// crypto/rand when nil; tests may pass a deterministic reader.
 	Rand io.Reader
+
+	// MaxTokensPerIP caps the live tokens of one client address (IPv6: one
+	// /64); 0 means no cap.
+	MaxTokensPerIP int
+	// TokenRate and TokenBurst limit each token's API requests (a batch
+	// call counts once); TokenRate 0 means no limit.
+	TokenRate  float64
+	TokenBurst int
+	// StatusRefresh is how often the status list's sorted view is rebuilt:
+	// the list's staleness bound.
+	StatusRefresh time.Duration
+	// Locator finds a client address's location; nil means none.
+	Locator Locator
+	// IPHashKey keys the farmers' ip_hash (HMAC-SHA256); empty means a
+	// random key kept in the store, the same across restarts.
+	IPHashKey []byte
+	// Whitelist, when set, allows tokens only for listed addresses whose
+	// balance is at least MinBalance.
+	Whitelist  bool
+	MinBalance *big.Int
+}
+
+// Locator finds where a client address is (geo.DB implements it).
+type Locator interface {
+	Locate(ip netip.Addr) *sluice.Location
 }
 
 func (c *Config) defaults() {
@@ -73,6 +100,15 @@ func (c *Config) defaults() {
 	if c.Rand == nil {
 		c.Rand = rand.Reader
 	}
+	if c.StatusRefresh <= 0 {
+		c.StatusRefresh = 2 * time.Second
+	}
+	if c.TokenBurst <= 0 {
+		c.TokenBurst = max(1, int(c.TokenRate*5))
+	}
+	if c.MinBalance == nil {
+		c.MinBalance = new(big.Int)
+	}
 }
 
 // Engine owns the actor system and is the request path's entry point: each
@@ -88,6 +124,15 @@ type Engine struct {
 	log     *zap.Logger
 	metrics *metrics.Set
 	ledger  *ledger
+	ips     *ipLedger
+	status  *statusIndex
+	ipKey   []byte
+	stop    chan struct{}
+	stopped sync.WaitGroup
+	// pending holds signed requests being turned into tokens, so two
+	// concurrent replays of one signature cannot both pass.
+	pendingMu sync.Mutex
+	pending   map[string]bool
 
 	managers map[sluice.RecordKind][]*actor.PID
 	props    map[sluice.RecordKind]*actor.Props
@@ -122,6 +167,10 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 		log:      log,
 		metrics:  m,
 		ledger:   newLedger(),
+		ips:      newIPLedger(),
+		status:   newStatusIndex(),
+		stop:     make(chan struct{}),
+		pending:  map[string]bool{},
 		managers: map[sluice.RecordKind][]*actor.PID{},
 	}
 	e.props = map[sluice.RecordKind]*actor.Props{
@@ -138,17 +187,45 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 			e.managers[kind] = append(e.managers[kind], pid)
 		}
 	}
+	if err := e.loadIPKey(ctx); err != nil {
+		e.Stop()
+		return nil, err
+	}
 	if err := e.recover(ctx); err != nil {
 		e.Stop()
 		return nil, err
 	}
+	e.status.rebuild(e.now())
+	e.stopped.Add(1)
+	go e.refreshStatus()
 	return e, nil
+}
+
+// refreshStatus rebuilds the status list's view every StatusRefresh.
+func (e *Engine) refreshStatus() {
+	defer e.stopped.Done()
+	t := time.NewTicker(e.cfg.StatusRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			e.status.rebuild(e.now())
+		}
+	}
 }
 
 // Stop stops every actor (their timers are cancelled as they stop). The
 // snapshot writer is closed by its owner afterwards, flushing what the
 // actors handed it.
 func (e *Engine) Stop() {
+	select {
+	case <-e.stop:
+	default:
+		close(e.stop)
+	}
+	e.stopped.Wait()
 	var futures []actor.Future
 	for _, pids := range e.managers {
 		for _, pid := range pids {

@@ -39,6 +39,9 @@ func startNode(t *testing.T, store *memStore, challenges int) *node {
 	return &node{Engine: e, writer: w}
 }
 
+// store is the node's store, to start another node on it.
+func (n *node) store() *memStore { return n.Engine.store.(*memStore) }
+
 func (n *node) stop() {
 	n.Stop()
 	n.writer.Close()
@@ -67,11 +70,11 @@ func prove(t *testing.T, c sluice.Contract, ch proof.Challenge) []byte {
 func newContracts(t *testing.T, n *node, want int64) (sluice.RawToken, []sluice.Contract) {
 	t.Helper()
 	ctx := context.Background()
-	raw, err := n.NewToken(ctx, "0x00000000000000000000000000000000000000aa", "192.0.2.1")
+	raw, err := n.NewToken(ctx, TokenRequest{Address: "0x00000000000000000000000000000000000000aa", IP: "192.0.2.1"})
 	if err != nil {
 		t.Fatalf("new token: %v", err)
 	}
-	cs, err := n.Chunks(ctx, raw, want)
+	cs, err := n.Chunks(ctx, raw, "192.0.2.1", want)
 	if err != nil {
 		t.Fatalf("chunks: %v", err)
 	}
@@ -184,9 +187,9 @@ func TestMissedChallengeExpiresAndTokenCountersFollow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Contracts != contracts || st.Bytes != bytes || st.Heartbeats != heartbeats {
+			if st.Contracts != contracts || st.Size != bytes || st.Heartbeats != heartbeats {
 				t.Fatalf("%s: got contracts %d bytes %d heartbeats %d, want %d %d %d",
-					when, st.Contracts, st.Bytes, st.Heartbeats, contracts, bytes, heartbeats)
+					when, st.Contracts, st.Size, st.Heartbeats, contracts, bytes, heartbeats)
 			}
 		}
 		want("before due", 2, 64<<10, 1)
@@ -202,7 +205,7 @@ func TestMissedChallengeExpiresAndTokenCountersFollow(t *testing.T) {
 			t.Fatalf("stored closed proofs: got %d, want 1", tt.ClosedProofs)
 		}
 		// The room freed by expired contracts is available again at once.
-		more, err := n.Chunks(ctx, raw, 64<<10)
+		more, err := n.Chunks(ctx, raw, "192.0.2.1", 64<<10)
 		if err != nil || len(more) != 2 {
 			t.Fatalf("chunks after expiry: got %d, %v, want 2", len(more), err)
 		}

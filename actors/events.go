@@ -5,6 +5,7 @@ const (
 	eventActorFailed     = "actor.failed"
 	eventTokenCreated    = "token.created"
 	eventTokenDeleted    = "token.deleted"
+	eventTokenDenied     = "token.denied"
 	eventContractsIssued = "contracts.issued"
 	eventContractClosed  = "contract.closed"
 	eventCommitFailed    = "snapshot.commit_failed"

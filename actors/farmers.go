@@ -19,25 +19,58 @@ import (
 const fanOut = 64
 
 // NewToken makes a token for a payout address (already validated and, when
-// required, proven by signature) seen from ip. The token is committed
-// before it is returned.
-func (e *Engine) NewToken(ctx context.Context, address, ip string) (sluice.RawToken, error) {
+// required, proven by signature). It enforces the whitelist, refuses a
+// signed message used before, and counts the token against its client
+// address. The token is committed before it is returned, together with
+// the signature it used.
+func (e *Engine) NewToken(ctx context.Context, req TokenRequest) (sluice.RawToken, error) {
+	raw, err := e.newToken(ctx, req)
+	if err != nil && sluice.Kind(err) != sluice.ErrUnavailable {
+		e.logDenied(req, err)
+	}
+	return raw, err
+}
+
+func (e *Engine) newToken(ctx context.Context, req TokenRequest) (sluice.RawToken, error) {
 	var raw sluice.RawToken
+	if err := e.checkWhitelist(ctx, req.Address); err != nil {
+		return raw, err
+	}
+	var recs []sluice.Record
+	if req.Signed {
+		id := SignatureID(req.Address, req.Message)
+		release, err := e.reserveSignature(ctx, id)
+		if err != nil {
+			return raw, err
+		}
+		defer release()
+		recs = append(recs, sluice.Record{Kind: sluice.KindSignature, ID: id, Version: 1, Live: true, State: []byte(req.Address)})
+	}
+	if err := e.ips.take(req.IP, e.cfg.MaxTokensPerIP); err != nil {
+		return raw, err
+	}
 	if err := e.read(raw[:]); err != nil {
+		e.ips.release(req.IP)
 		return raw, fmt.Errorf("token secret: %w", err)
 	}
-	t := sluice.NewToken(raw, address, ip, e.now())
+	t := sluice.NewToken(raw, req.Address, req.IP, e.now())
+	t.Location = e.locate(req.IP)
 	t.Version = 1
-	if err := e.writer.Commit(ctx, tokenRecord(&t)); err != nil {
+	if err := e.writer.Commit(ctx, append(recs, tokenRecord(&t))...); err != nil {
+		e.ips.release(req.IP)
 		return raw, unavailable(err)
 	}
 	if err := e.spawn(tokenIdentity(t.Farmer), &t); err != nil {
 		return raw, err
 	}
 	e.metrics.LiveTokens.Inc()
-	e.log.Info(eventTokenCreated, zap.String("farmer", t.Farmer), zap.String("address", address))
+	e.log.Info(eventTokenCreated, zap.String("farmer", t.Farmer), zap.String("address", req.Address))
 	return raw, nil
 }
+
+// Status lists farmers' statistics from the status index (at most one
+// StatusRefresh stale).
+func (e *Engine) Status(q StatusQuery) ([]FarmerStatus, error) { return e.status.list(q) }
 
 // Authenticate checks the token and returns its payout address.
 func (e *Engine) Authenticate(ctx context.Context, raw sluice.RawToken) (string, error) {
@@ -49,16 +82,17 @@ func (e *Engine) Authenticate(ctx context.Context, raw sluice.RawToken) (string,
 	return r.Address, r.Err
 }
 
-// Stats returns a farmer's counters by farmer id.
-func (e *Engine) Stats(ctx context.Context, farmer string) (StatsReply, error) {
+// Stats returns one farmer's statistics by farmer id, computed now by its
+// token actor with the same definitions as the list.
+func (e *Engine) Stats(ctx context.Context, farmer string) (FarmerStatus, error) {
 	res, err := e.dir.Ask(ctx, tokenIdentity(farmer), &GetStats{})
 	if errors.Is(err, errNoActor) {
-		return StatsReply{}, &sluice.Error{Kind: sluice.ErrNotFound, Message: sluice.MsgNonexistentFarmer}
+		return FarmerStatus{}, &sluice.Error{Kind: sluice.ErrNotFound, Message: sluice.MsgNonexistentFarmer}
 	}
 	if err != nil {
-		return StatsReply{}, err
+		return FarmerStatus{}, err
 	}
-	return *res.(*StatsReply), nil
+	return res.(*StatsReply).FarmerStatus, nil
 }
 
 // DeleteToken ends the token and its contracts.
@@ -82,8 +116,8 @@ func (e *Engine) askToken(ctx context.Context, raw sluice.RawToken, msg any) (an
 // token reserves room under its address's limit, the chunks are generated
 // here (outside any actor: it is CPU work), and the token commits and
 // starts their contracts.
-func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, want int64) ([]sluice.Contract, error) {
-	res, err := e.askToken(ctx, raw, &ChunkRoom{Raw: raw})
+func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, want int64) ([]sluice.Contract, error) {
+	res, err := e.askToken(ctx, raw, &ChunkRoom{Raw: raw, IP: ip})
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,9 @@ func (s *memStore) Write(_ context.Context, recs []sluice.Record) error {
 		return s.fail
 	}
 	for _, r := range recs {
+		if s.recs[r.Kind] == nil {
+			s.recs[r.Kind] = map[string]sluice.Record{}
+		}
 		if old, ok := s.recs[r.Kind][r.ID]; ok && old.Version >= r.Version {
 			continue
 		}

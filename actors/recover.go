@@ -29,6 +29,7 @@ func (e *Engine) recover(ctx context.Context) error {
 			return nil
 		}
 		addresses[t.Farmer] = t.Address
+		_ = e.ips.take(t.IP, 0) // counted, never refused: it already exists
 		e.spawnAsync(tokenIdentity(t.Farmer), &t)
 		return nil
 	})
@@ -130,7 +131,7 @@ func (e *Engine) recoverContract(r sluice.Record, addresses map[string]string, s
 	}
 	contracts.Add(1)
 	e.ledger.add(address, c.Size)
-	e.dir.Tell(tokenIdentity(c.Farmer), &contractLoaded{Hash: c.FileHash, Size: c.Size, Proofs: c.Proofs})
+	e.dir.Tell(tokenIdentity(c.Farmer), &contractLoaded{Hash: c.FileHash, Size: c.Size, Proofs: c.Proofs, Due: c.Due})
 	e.spawnAsync(contractIdentity(c.ID()), &c)
 	return nil
 }

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
@@ -10,7 +11,8 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// Authenticate checks a farmer's secret.
+// Authenticate checks a farmer's secret; it counts against the token's
+// request rate.
 type Authenticate struct {
 	Raw sluice.RawToken
 }
@@ -32,10 +34,12 @@ type ListContractsReply struct {
 	Err    error
 }
 
-// ChunkRoom asks how many bytes of new contracts the token may take now.
-// It reserves nothing: AddContracts checks again.
+// ChunkRoom asks how many bytes of new contracts the token may take now,
+// from the client address IP (the token moves there if it is new and has
+// room). It reserves nothing: AddContracts checks again.
 type ChunkRoom struct {
 	Raw sluice.RawToken
+	IP  string
 }
 
 // ChunkRoomReply is the room left under the address's limit.
@@ -67,17 +71,13 @@ type DeleteTokenReply struct {
 	Err error
 }
 
-// GetStats asks for a token's counters. Unauthenticated: statistics are
-// public by farmer id.
+// GetStats asks for a farmer's statistics. Unauthenticated: statistics
+// are public by farmer id.
 type GetStats struct{}
 
-// StatsReply holds a farmer's counters as the token actor keeps them.
+// StatsReply holds a farmer's statistics at the moment of asking.
 type StatsReply struct {
-	Farmer     string
-	Address    string
-	Contracts  int   // live contracts
-	Bytes      int64 // their total size
-	Heartbeats int64 // valid proofs ever
+	FarmerStatus
 }
 
 // contractLoaded tells a token about one of its live contracts at start-up.
@@ -85,11 +85,14 @@ type contractLoaded struct {
 	Hash   sluice.FileHash
 	Size   int64
 	Proofs int64
+	Due    time.Time
 }
 
 // proofAccepted tells a token that one of its contracts accepted a proof
-// (already committed by the contract).
-type proofAccepted struct{}
+// (already committed by the contract); Due is the contract's due time.
+type proofAccepted struct {
+	Due time.Time
+}
 
 // contractClosing asks the token to commit a contract's final state together
 // with its own, so the proofs the contract counted are never lost or
@@ -102,14 +105,16 @@ type contractClosingReply struct {
 	Err error
 }
 
-// tokenActor owns one farmer token and its counters.
+// tokenActor owns one farmer token, its counters and its request rate.
 type tokenActor struct {
 	e *Engine
 	t sluice.Token
 
 	live       map[sluice.FileHash]int64 // live contracts and their sizes
 	liveBytes  int64
-	liveProofs int64 // valid proofs counted by the live contracts
+	liveProofs int64     // valid proofs counted by the live contracts
+	lastDue    time.Time // the latest due time seen among its contracts
+	bucket     sluice.Bucket
 }
 
 // newTokenProps is shared by every token actor; see newContractProps.
@@ -122,10 +127,11 @@ func (a *tokenActor) Receive(c actor.Context) {
 	switch msg := c.Message().(type) {
 	case *actor.Started:
 		a.start(c)
+		a.publish()
 	case *Authenticate:
-		c.Respond(&AuthenticateReply{Address: a.t.Address, Err: a.auth(msg.Raw)})
+		c.Respond(&AuthenticateReply{Address: a.t.Address, Err: a.request(msg.Raw)})
 	case *ListContracts:
-		if err := a.auth(msg.Raw); err != nil {
+		if err := a.request(msg.Raw); err != nil {
 			c.Respond(&ListContractsReply{Err: err})
 			return
 		}
@@ -135,7 +141,11 @@ func (a *tokenActor) Receive(c actor.Context) {
 		}
 		c.Respond(&ListContractsReply{Hashes: hashes})
 	case *ChunkRoom:
-		if err := a.auth(msg.Raw); err != nil {
+		err := a.request(msg.Raw)
+		if err == nil {
+			err = a.moveTo(msg.IP)
+		}
+		if err != nil {
 			c.Respond(&ChunkRoomReply{Err: err})
 			return
 		}
@@ -143,18 +153,23 @@ func (a *tokenActor) Receive(c actor.Context) {
 	case *AddContracts:
 		made, err := a.add(msg)
 		c.Respond(&AddContractsReply{Contracts: made, Err: err})
+		a.publish()
 	case *DeleteToken:
 		err := a.delete(c, msg.Raw)
 		c.Respond(&DeleteTokenReply{Err: err})
 	case *GetStats:
-		c.Respond(&StatsReply{Farmer: a.t.Farmer, Address: a.t.Address, Contracts: len(a.live),
-			Bytes: a.liveBytes, Heartbeats: a.t.ClosedProofs + a.liveProofs})
+		c.Respond(&StatsReply{FarmerStatus: a.source().at(a.e.now())})
 	case *contractLoaded:
 		a.track(msg.Hash, msg.Size, msg.Proofs)
+		a.sawDue(msg.Due)
+		a.publish()
 	case *proofAccepted:
 		a.liveProofs++
+		a.sawDue(msg.Due)
+		a.publish()
 	case *contractClosing:
 		c.Respond(&contractClosingReply{Err: a.closing(msg.Contract)})
+		a.publish()
 	}
 }
 
@@ -164,7 +179,7 @@ func (a *tokenActor) start(c actor.Context) {
 		a.t = *st.(*sluice.Token)
 		return
 	}
-	// A restart: the counters of live contracts are rebuilt from them.
+	// A restart after a failure: resume from the last committed snapshot.
 	rec, err := a.e.store.Get(context.Background(), sluice.KindToken, id)
 	if err != nil {
 		panic(fmt.Sprintf("reload token snapshot: %v", err))
@@ -185,6 +200,7 @@ func (a *tokenActor) start(c actor.Context) {
 			return err
 		}
 		a.track(ct.FileHash, ct.Size, ct.Proofs)
+		a.sawDue(ct.Due)
 		return nil
 	})
 	if err != nil {
@@ -192,10 +208,64 @@ func (a *tokenActor) start(c actor.Context) {
 	}
 }
 
+// source is the token's status, for the index and /status/show.
+func (a *tokenActor) source() *statusSource {
+	return &statusSource{id: a.t.Farmer, address: a.t.Address, ipHash: a.e.ipHash(a.t.IP),
+		location: a.t.Location, uptime: a.t.Uptime, heartbeats: a.t.ClosedProofs + a.liveProofs,
+		contracts: len(a.live), size: a.liveBytes, lastDue: a.lastDue}
+}
+
+func (a *tokenActor) publish() {
+	if !a.t.Deleted {
+		a.e.status.put(a.source())
+	}
+}
+
+func (a *tokenActor) sawDue(due time.Time) {
+	if due.After(a.lastDue) {
+		a.lastDue = due
+	}
+}
+
 func (a *tokenActor) auth(raw sluice.RawToken) error {
 	if a.t.Deleted || !a.t.Matches(raw) {
 		return sluice.ErrUnknownToken
 	}
+	return nil
+}
+
+// request authenticates one API request and applies the token's rate limit.
+func (a *tokenActor) request(raw sluice.RawToken) error {
+	if err := a.auth(raw); err != nil {
+		return err
+	}
+	if ok, wait := a.bucket.Allow(a.e.now(), a.e.cfg.TokenRate, a.e.cfg.TokenBurst); !ok {
+		return &sluice.LimitedError{RetryAfter: wait}
+	}
+	return nil
+}
+
+// moveTo follows a farmer to a new client address when that address has
+// room for one more token, as the original node did on /chunk.
+func (a *tokenActor) moveTo(ip string) error {
+	if ip == "" || ip == a.t.IP {
+		return nil
+	}
+	if err := a.e.ips.move(a.t.IP, ip, a.e.cfg.MaxTokensPerIP); err != nil {
+		return err
+	}
+	next := a.t
+	next.IP = ip
+	next.Location = a.e.locate(ip)
+	next.Version++
+	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
+	defer cancel()
+	if err := a.e.writer.Commit(ctx, tokenRecord(&next)); err != nil {
+		a.e.ips.move(ip, a.t.IP, 0) // undo
+		return unavailable(err)
+	}
+	a.t = next
+	a.publish()
 	return nil
 }
 
@@ -218,8 +288,9 @@ func (a *tokenActor) untrack(h sluice.FileHash) {
 	a.e.ledger.release(a.t.Address, size)
 }
 
-// add commits the new contracts, then spawns their actors. Chunks the
-// farmer already holds, or beyond the address's room, are left out.
+// add commits the new contracts (with the token when its uptime starts a
+// new period), then spawns their actors. Chunks the farmer already holds,
+// or beyond the address's room, are left out.
 func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 	if err := a.auth(msg.Raw); err != nil {
 		return nil, err
@@ -252,6 +323,12 @@ func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 	if len(made) == 0 {
 		return nil, nil
 	}
+	next := a.t
+	if len(a.live) == 0 {
+		next.Uptime.Rise(now)
+		next.Version++
+		recs = append(recs, tokenRecord(&next))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
 	defer cancel()
 	if err := a.e.writer.Commit(ctx, recs...); err != nil {
@@ -261,8 +338,10 @@ func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 		}
 		return nil, unavailable(err)
 	}
+	a.t = next
 	for _, ct := range made {
 		a.track(ct.FileHash, ct.Size, 0)
+		a.sawDue(ct.Due)
 		if err := a.e.spawn(contractIdentity(ct.ID()), &ct); err != nil {
 			// Committed but not running: it is loaded at the next start.
 			a.e.log.Error(eventActorFailed, zap.String("kind", "contract"), zap.Error(err))
@@ -273,9 +352,16 @@ func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 	return made, nil
 }
 
+// closing folds a closed contract into the token: its proofs move to the
+// token's own count and, if it was the last live one, the up period ends
+// when the contract closed. Both records commit together.
 func (a *tokenActor) closing(ct sluice.Contract) error {
 	next := a.t
 	next.ClosedProofs += ct.Proofs
+	_, tracked := a.live[ct.FileHash]
+	if tracked && len(a.live) == 1 {
+		next.Uptime.Fall(ct.Closed)
+	}
 	next.Version++
 	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
 	defer cancel()
@@ -283,7 +369,7 @@ func (a *tokenActor) closing(ct sluice.Contract) error {
 		return err
 	}
 	a.t = next
-	if _, ok := a.live[ct.FileHash]; ok {
+	if tracked {
 		a.liveProofs -= ct.Proofs
 	}
 	a.untrack(ct.FileHash)
@@ -296,6 +382,7 @@ func (a *tokenActor) delete(c actor.Context, raw sluice.RawToken) error {
 	}
 	next := a.t
 	next.Deleted = true
+	next.Uptime.Fall(a.e.now())
 	next.Version++
 	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
 	defer cancel()
@@ -307,6 +394,8 @@ func (a *tokenActor) delete(c actor.Context, raw sluice.RawToken) error {
 		a.e.dir.Tell(contractIdentity(sluice.ContractID(a.t.Farmer, h)), &cancelContract{})
 		a.untrack(h)
 	}
+	a.e.ips.release(a.t.IP)
+	a.e.status.remove(a.t.Farmer)
 	a.e.metrics.LiveTokens.Dec()
 	a.e.log.Info(eventTokenDeleted, zap.String("farmer", a.t.Farmer))
 	c.Stop(c.Self())

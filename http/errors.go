@@ -3,7 +3,9 @@ package http
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 
 	"go.uber.org/zap"
 
@@ -37,6 +39,8 @@ func farmerStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, sluice.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, sluice.ErrLimited):
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -56,6 +60,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
+	}
+	var lim *sluice.LimitedError
+	if errors.As(err, &lim) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(lim.RetryAfter.Seconds()))))
 	}
 	writeJSON(w, code, errorBody{Status: "error", Message: sluice.Message(err)})
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -34,6 +36,9 @@ func (s *Server) farmerRoutes(r chi.Router) {
 	r.Get("/challenge/{token}/{file_hash}", s.challenge)
 	r.Post("/answer/{token}", s.answers)
 	r.Post("/answer/{token}/{file_hash}", s.answer)
+	r.Get("/status/list", s.statusList)
+	r.Get("/status/list/*", s.statusList)
+	r.Get("/status/show/{id}", s.statusShow)
 }
 
 // tokenResponse is /new's and /heartbeat's body.
@@ -48,12 +53,44 @@ type signedRequest struct {
 	Signature *string `json:"signature"`
 }
 
-func clientIP(r *http.Request) string {
+// clientIP is the address of the client: the peer, or, when the peer is a
+// trusted proxy, the right-most X-Forwarded-For entry that is not itself a
+// trusted proxy (entries to its left are client-supplied and unverified).
+func (s *Server) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	if !s.trusted(peer) {
+		return peer.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: trust nothing further left
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			return a.String()
+		}
+		peer = a
+	}
+	return peer.String()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) newToken(w http.ResponseWriter, r *http.Request) {
@@ -61,18 +98,12 @@ func (s *Server) newToken(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		return
 	}
-	address, kind, err := sluice.ParseAddress(chi.URLParam(r, "address"))
-	if s.cfg.RequireSignature {
-		if err := s.checkSignature(w, r, chi.URLParam(r, "address"), kind); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-	}
+	req, err := s.tokenRequest(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	raw, err := e.NewToken(r.Context(), address, clientIP(r))
+	raw, err := e.NewToken(r.Context(), req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -81,29 +112,50 @@ func (s *Server) newToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, tokenResponse{Token: raw.String(), Type: p.Scheme, Heartbeat: p})
 }
 
-// checkSignature enforces a signed /new: a POST whose JSON body holds a
-// message and the address owner's signature of it.
-func (s *Server) checkSignature(w http.ResponseWriter, r *http.Request, address string, kind sluice.AddressKind) error {
+// tokenRequest validates a /new request. With signatures required it must
+// be a POST whose JSON body holds a message and the address owner's
+// signature of it; otherwise the body is ignored.
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request) (actors.TokenRequest, error) {
+	param := chi.URLParam(r, "address")
+	req := actors.TokenRequest{IP: s.clientIP(r)}
+	if !s.cfg.RequireSignature {
+		address, _, err := sluice.ParseAddress(param)
+		req.Address = address
+		return req, err
+	}
 	if r.Method != http.MethodPost {
-		return sluice.Errorf(sluice.ErrInvalid, "New token requests must include posted signature proving ownership of farming address")
+		return req, sluice.Errorf(sluice.ErrInvalid, "New token requests must include posted signature proving ownership of farming address")
 	}
-	var req signedRequest
-	if err := decodeBody(w, r, s.cfg.MaxBody, &req); err != nil || req.Message == nil || req.Signature == nil {
+	var body signedRequest
+	if err := decodeBody(w, r, s.cfg.MaxBody, &body); err != nil || body.Message == nil || body.Signature == nil {
 		if errors.Is(err, errTooLarge) {
-			return err
+			return req, err
 		}
-		return sluice.Errorf(sluice.ErrInvalid, `Posted data must be JSON encoded object including "signature" and "message"`)
+		return req, sluice.Errorf(sluice.ErrInvalid, `Posted data must be JSON encoded object including "signature" and "message"`)
 	}
-	if len([]rune(*req.Message)) > maxMessage {
-		return sluice.Errorf(sluice.ErrInvalid, "Please restrict your message to less than 1024 bytes.")
+	if len([]rune(*body.Message)) > maxMessage {
+		return req, sluice.Errorf(sluice.ErrInvalid, "Please restrict your message to less than 1024 bytes.")
 	}
-	switch kind {
-	case sluice.AddressEthereum:
-		return chain.VerifyPersonal(address, []byte(*req.Message), *req.Signature)
-	case sluice.AddressBase58:
-		return sluice.Errorf(sluice.ErrInvalid, "Signed token requests need an Ethereum address on this node.")
+	address, kind, err := sluice.ParseAddress(param)
+	if err != nil {
+		return req, err
 	}
-	return sluice.ErrInvalidAddress
+	verify := s.cfg.VerifySignature
+	if verify == nil {
+		verify = func(address string, kind sluice.AddressKind, message, signature string) error {
+			if kind != sluice.AddressEthereum {
+				return sluice.Errorf(sluice.ErrInvalid, "Signed token requests need an Ethereum address on this node.")
+			}
+			return chain.VerifyPersonal(address, []byte(message), signature)
+		}
+	}
+	// The signature is checked against the address as the client wrote it
+	// (base58 is case-sensitive; Ethereum is compared as bytes).
+	if err := verify(param, kind, *body.Message, *body.Signature); err != nil {
+		return req, err
+	}
+	req.Address, req.Message, req.Signed = address, *body.Message, true
+	return req, nil
 }
 
 // token parses the token in the path; a malformed one is an unknown one.
@@ -177,7 +229,7 @@ func (s *Server) chunks(w http.ResponseWriter, r *http.Request) {
 		}
 		want = n
 	}
-	cs, err := e.Chunks(r.Context(), raw, want)
+	cs, err := e.Chunks(r.Context(), raw, s.clientIP(r), want)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -7,6 +7,7 @@ package http
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -30,14 +31,16 @@ const (
 // Farmers is what the farmer API needs from the engine.
 type Farmers interface {
 	Params() proof.Params
-	NewToken(ctx context.Context, address, ip string) (sluice.RawToken, error)
+	NewToken(ctx context.Context, req actors.TokenRequest) (sluice.RawToken, error)
 	Authenticate(ctx context.Context, raw sluice.RawToken) (string, error)
 	DeleteToken(ctx context.Context, raw sluice.RawToken) error
-	Chunks(ctx context.Context, raw sluice.RawToken, want int64) ([]sluice.Contract, error)
+	Chunks(ctx context.Context, raw sluice.RawToken, ip string, want int64) ([]sluice.Contract, error)
 	Challenge(ctx context.Context, raw sluice.RawToken, h sluice.FileHash) (actors.ChallengeReply, error)
 	Challenges(ctx context.Context, raw sluice.RawToken, hashes []sluice.FileHash) ([]actors.ChallengeItem, error)
 	Answer(ctx context.Context, raw sluice.RawToken, h sluice.FileHash, proof []byte) error
 	Answers(ctx context.Context, raw sluice.RawToken, items []actors.AnswerItem) ([]error, error)
+	Status(q actors.StatusQuery) ([]actors.FarmerStatus, error)
+	Stats(ctx context.Context, farmer string) (actors.FarmerStatus, error)
 }
 
 // Config is the farmer API's settings.
@@ -55,6 +58,11 @@ type Config struct {
 	MaxBatch int
 	// RequestTimeout bounds the work of one request.
 	RequestTimeout time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// VerifySignature checks that signature is the owner of address's
+	// signature of message; nil accepts Ethereum addresses only.
+	VerifySignature func(address string, kind sluice.AddressKind, message, signature string) error
 }
 
 func (c *Config) defaults() {
