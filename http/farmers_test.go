@@ -363,3 +363,12 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("answer after bad input: %d %s", r.code, r.raw)
 	}
 }
+
+func httpGet(url string) (*http.Response, error) {
+	res, err := http.Get(url)
+	if err == nil {
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	return res, err
+}

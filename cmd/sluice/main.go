@@ -26,6 +26,8 @@ const usage = `sluice: a node for decentralized storage.
 Usage:
   sluice serve  [flags]   run the node (try: sluice serve -h)
   sluice farmer [flags]   run a farmer against a node (try: sluice farmer -h)
+  sluice whitelist import [--database-url URL | --data-dir DIR] FILE.csv
+                          replace the whitelist (header row, then address,balance)
   sluice version          print the version
 `
 
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case "farmer":
 		err = farmerCmd(ctx, args[1:], stdout, stderr)
+	case "whitelist":
+		err = whitelistCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 	case "-h", "--help", "help":

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -46,6 +50,14 @@ type serveConfig struct {
 	leafSize         int
 	leavesPerChall   int
 	shutdownTimeout  time.Duration
+	maxTokensPerIP   int
+	trustedProxies   []netip.Prefix
+	tokenRate        float64
+	tokenBurst       int
+	statusRefresh    time.Duration
+	ipHashSecret     string
+	whitelist        bool
+	minBalance       *big.Int
 }
 
 func parseServe(args []string, out io.Writer) (serveConfig, error) {
@@ -65,6 +77,14 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	leaf := fs.Int("leaf-size", 1024, "proof leaf size in bytes")
 	k := fs.Int("leaves-per-challenge", 4, "leaves one challenge asks for")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
+	perIP := fs.Int("max-tokens-per-ip", 5, "most live tokens per client address, IPv6 counted per /64 (0: no limit)")
+	proxies := fs.String("trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed")
+	rate := fs.String("token-rate", "20", "API requests per second allowed to each token, on average (0: no limit)")
+	burst := fs.Int("token-burst", 100, "API requests a token may send at once")
+	refresh := fs.Duration("status-refresh", 2*time.Second, "how often the status list is rebuilt (its staleness bound)")
+	secret := fs.String("ip-hash-secret", "", "key of the farmers' ip_hash; empty keeps a random key in the store")
+	wl := fs.Bool("whitelist", false, "allow tokens only for whitelisted addresses (import with sluice whitelist import)")
+	minBal := fs.String("whitelist-min-balance", "10000", "least balance a whitelisted address needs")
 	if err := fs.FlagSet.Parse(args); err != nil {
 		return serveConfig{}, err
 	}
@@ -73,8 +93,21 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 		requireSignature: *reqSig, interval: *interval, challenges: *challenges, chunkSizes: *sizes,
 		chunksPerRequest: *perReq, maxPerAddress: *perAddr, defaultChunk: *defChunk, maxBody: *maxBody,
 		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown,
+		maxTokensPerIP: *perIP, tokenBurst: *burst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl,
 	}
-	return c, errors.Join(fs.envErr(), c.validate())
+	var errs []error
+	var err error
+	if c.trustedProxies, err = parsePrefixes(*proxies); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
+	}
+	if c.tokenRate, err = strconv.ParseFloat(*rate, 64); err != nil || c.tokenRate < 0 {
+		errs = append(errs, fmt.Errorf("--token-rate %q: want a number ≥ 0", *rate))
+	}
+	var ok bool
+	if c.minBalance, ok = new(big.Int).SetString(*minBal, 10); !ok || c.minBalance.Sign() < 0 {
+		errs = append(errs, fmt.Errorf("--whitelist-min-balance %q: want a whole number ≥ 0", *minBal))
+	}
+	return c, errors.Join(append(errs, fs.envErr(), c.validate())...)
 }
 
 func (c serveConfig) validate() error {
@@ -104,6 +137,15 @@ func (c serveConfig) validate() error {
 	}
 	if err := (proof.Params{Scheme: proof.SchemeMerkleSegment, LeafSize: c.leafSize, LeavesPerChallenge: c.leavesPerChall}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--leaf-size/--leaves-per-challenge: %w", err))
+	}
+	if c.maxTokensPerIP < 0 {
+		errs = append(errs, errors.New("--max-tokens-per-ip: want 0 or more"))
+	}
+	if c.tokenBurst < 1 {
+		errs = append(errs, errors.New("--token-burst: want at least 1"))
+	}
+	if c.statusRefresh < 100*time.Millisecond {
+		errs = append(errs, errors.New("--status-refresh: want at least 100ms"))
 	}
 	if c.databaseURL == "" && c.dataDir == "" {
 		errs = append(errs, errors.New("set --database-url or --data-dir"))
@@ -169,6 +211,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		RequireSignature: c.requireSignature,
 		DefaultChunkSize: c.defaultChunk,
 		MaxBody:          c.maxBody,
+		TrustedProxies:   c.trustedProxies,
 	}, m, log)
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
@@ -192,6 +235,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		ChunkSizes:          c.chunkSizes,
 		MaxChunksPerRequest: c.chunksPerRequest,
 		MaxBytesPerAddress:  c.maxPerAddress,
+		MaxTokensPerIP:      c.maxTokensPerIP,
+		TokenRate:           c.tokenRate,
+		TokenBurst:          c.tokenBurst,
+		StatusRefresh:       c.statusRefresh,
+		IPHashKey:           []byte(c.ipHashSecret),
+		Whitelist:           c.whitelist,
+		MinBalance:          c.minBalance,
 	}, st, writer, m, log)
 	if err != nil {
 		_ = hs.Close()
@@ -222,4 +272,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info(eventStopped)
 	return nil
+}
+
+// parsePrefixes reads a comma-separated list of addresses and CIDRs.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR", part)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ package nodetest
 
 import (
 	"context"
+	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -59,6 +60,8 @@ func Stores(t *testing.T) []Store {
 type Options struct {
 	Engine actors.Config
 	HTTP   sluicehttp.Config
+	// Listen is the listener's address; empty means 127.0.0.1:0.
+	Listen string
 }
 
 // Node is a running node.
@@ -85,7 +88,16 @@ func Start(t *testing.T, store actors.Store, opt Options) *Node {
 	}
 	srv := sluicehttp.New(opt.HTTP, m, log)
 	srv.SetFarmers(e)
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewUnstartedServer(srv)
+	if opt.Listen != "" {
+		ln, err := net.Listen("tcp", opt.Listen)
+		if err != nil {
+			t.Fatalf("listen on %s: %v", opt.Listen, err)
+		}
+		hs.Listener.Close()
+		hs.Listener = ln
+	}
+	hs.Start()
 	t.Cleanup(func() {
 		hs.Close()
 		e.Stop()
