@@ -39,6 +39,12 @@ for n in $sizes; do
   "$out/sluice-bench" engine --contracts "$n" --database-url "$SLUICE_TEST_POSTGRES" | tee -a "$out/engine.jsonl"
 done
 
+echo "== status list under answer load (cmd/sluice-bench status)"
+"$out/sluice-bench" status --farmers 100000 | tee "$out/status.json"
+
+echo "== signature verification (chain/)"
+go test -run '^$' -bench 'Verify(Ethereum|Bitcoin)' -count 1 ./chain/ | tee "$out/sig.txt" || true
+
 echo
 echo "== summary (same machine, same run)"
 printf '%-52s %14s %14s %8s\n' "figure" "value" "baseline" "ratio"
@@ -49,6 +55,13 @@ if [ "$pg_ok" = 1 ] && [ -n "$copyfrom" ]; then
   printf '%-52s %9s r/s %9s r/s %8s\n' "snapshot writer, 256 callers x 1 row vs CopyFrom" "${writer1%.*}" "${copyfrom%.*}" "$(ratio "$writer1" "$copyfrom")"
   printf '%-52s %9s r/s %9s r/s %8s\n' "snapshot writer, 256 callers x 100 rows vs CopyFrom" "${writer100%.*}" "${copyfrom%.*}" "$(ratio "$writer100" "$copyfrom")"
 fi
+j() { sed -E "s/.*\"$1\":([0-9.]+).*/\1/" "$out/status.json"; }
+printf '%-52s %10.3f ms %10.3f ms %8.2f\n' "status list by/d/uptime/25, 100k farmers: p50" "$(j status_p50_ms)" "$(j baseline_p50_ms)" "$(ratio "$(j status_p50_ms)" "$(j baseline_p50_ms)")"
+printf '%-52s %10.3f ms %10.3f ms %8.2f\n' "  p99 (baseline: fixed 25-row body, same listener)" "$(j status_p99_ms)" "$(j baseline_p99_ms)" "$(j p99_ratio)"
+eth=$(metric "$out/sig.txt" '^BenchmarkVerifyEthereum' verifications/s)
+btc=$(metric "$out/sig.txt" '^BenchmarkVerifyBitcoin' verifications/s)
+[ -n "$eth" ] && printf '%-52s %10.0f /s\n' "signature verifications, Ethereum (EIP-191)" "$eth"
+[ -n "$btc" ] && printf '%-52s %10.0f /s\n' "signature verifications, Bitcoin signed message" "$btc"
 while read -r line; do
   n=$(echo "$line" | sed -E 's/.*"contracts":([0-9]+).*/\1/')
   rss=$(echo "$line" | sed -E 's/.*"rss_mib":([0-9.]+).*/\1/')

@@ -7,6 +7,10 @@
 // starts the actor engine on it, and prints one JSON line: how long the
 // start-up took to load and re-arm every contract, and the resident memory
 // per live contract. make bench runs it at 100k and 1M.
+//
+//	sluice-bench status --farmers 100000
+//
+// measures the status list's latency under answer load (see status.go).
 package main
 
 import (
@@ -51,8 +55,15 @@ type result struct {
 }
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "status" {
+		if err := statusBench(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "sluice-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "engine" {
-		fmt.Fprintln(os.Stderr, "usage: sluice-bench engine --contracts N [--database-url URL | --data-dir DIR]")
+		fmt.Fprintln(os.Stderr, "usage: sluice-bench engine --contracts N [--database-url URL | --data-dir DIR]\n       sluice-bench status [--farmers N]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("engine", flag.ExitOnError)
