@@ -17,6 +17,13 @@ const (
 	KindSignature RecordKind = 4
 	// KindMeta: node-wide settings kept in the store (ID names them).
 	KindMeta RecordKind = 5
+	// KindStorage: a registered storage microservice; ID is its type.
+	KindStorage RecordKind = 6
+	// KindQuote: an upload quote; ID is the quote id, Owner the user.
+	KindQuote RecordKind = 7
+	// KindNonce: a user's signed-request nonce state; ID is the address
+	// in lower case.
+	KindNonce RecordKind = 8
 )
 
 func (k RecordKind) String() string {
@@ -31,6 +38,12 @@ func (k RecordKind) String() string {
 		return "signature"
 	case KindMeta:
 		return "meta"
+	case KindStorage:
+		return "storage"
+	case KindQuote:
+		return "quote"
+	case KindNonce:
+		return "nonce"
 	}
 	return "unknown"
 }
