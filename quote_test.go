@@ -30,7 +30,7 @@ func TestNonces(t *testing.T) {
 		want       error
 	}{
 		{"1699999990", "a", nil},
-		{"1699999990", "b", nil},                  // equal nonce, new message: the client's second call
+		{"1699999990", "b", nil},                   // equal nonce, new message: the client's second call
 		{"1699999990", "a", sluice.ErrNonceReused}, // equal nonce, same message: a replay
 		{"1699999989", "c", sluice.ErrNonceOld},
 		{"1700000000", "a", nil},
