@@ -105,6 +105,11 @@ type Contract struct {
 	Limit int `json:"limit,omitempty"`
 	// End is when the storage period ends (uploaded data); zero means none.
 	End time.Time `json:"end,omitzero"`
+	// Uploaded data: the quote, the stored file (CID) and the offset of
+	// the chunk in it.
+	Quote  string `json:"quote,omitempty"`
+	Source string `json:"source,omitempty"`
+	Offset int64  `json:"offset,omitempty"`
 
 	Index     int             `json:"index"` // the current challenge's number k
 	Challenge proof.Challenge `json:"challenge"`
@@ -123,8 +128,14 @@ type Chunk struct {
 	FileHash FileHash
 	Size     int64
 	Seed     string // prototype chunk
-	URL      string // uploaded chunk
+	URL      string // uploaded chunk: where farmers download it
 	Tag      proof.Tag
+	// Uploaded chunks: the quote they belong to, the stored file (its CID)
+	// and the chunk's offset in it, and when their storage period ends.
+	Quote  string    `json:",omitempty"`
+	Source string    `json:",omitempty"`
+	Offset int64     `json:",omitempty"`
+	End    time.Time `json:",omitzero"`
 }
 
 // NewContract starts a contract on a chunk at now with its first challenge,
@@ -137,9 +148,13 @@ func NewContract(farmer string, ch Chunk, scheme proof.Scheme, terms Terms, now 
 		Seed:      ch.Seed,
 		URL:       ch.URL,
 		Tag:       ch.Tag,
+		Quote:     ch.Quote,
+		Source:    ch.Source,
+		Offset:    ch.Offset,
+		End:       ch.End,
 		Start:     now,
 		Interval:  terms.Interval,
-		Limit:     terms.Challenges,
+		Limit:     limitFor(ch, terms),
 		Due:       now.Add(terms.Interval),
 		Challenge: scheme.NewChallenge(seed, ch.Tag),
 	}
@@ -263,4 +278,13 @@ func (c *Contract) Recover(startup time.Time, scheme proof.Scheme, rng io.Reader
 		return true, nil
 	}
 	return true, c.next(due, scheme, rng)
+}
+
+// limitFor: uploaded chunks live for their storage period, not for a
+// number of challenges.
+func limitFor(ch Chunk, terms Terms) int {
+	if !ch.End.IsZero() {
+		return 0
+	}
+	return terms.Challenges
 }

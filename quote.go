@@ -76,7 +76,22 @@ type Quote struct {
 	// to the microservice (proxied types).
 	Nonce     string `json:"nonce,omitempty"`
 	Signature string `json:"signature,omitempty"`
-	Version   uint64 `json:"version"`
+	// RawTx is the signed payment transaction, committed before it is
+	// sent, so a restart re-sends the same transaction instead of paying
+	// twice.
+	RawTx []byte `json:"raw_tx,omitempty"`
+	// Chunks are the pieces of the files offered to farmers (built-in type).
+	Chunks  []Chunk `json:"chunks,omitempty"`
+	Version uint64  `json:"version"`
+}
+
+// ChainIDString is the chain id as text, whatever JSON type it came as.
+func (q *Quote) ChainIDString() string {
+	var s string
+	if json.Unmarshal(q.ChainID, &s) == nil {
+		return s
+	}
+	return string(q.ChainID)
 }
 
 // Total is the quoted number of bytes.
@@ -97,8 +112,10 @@ func (q *Quote) AmountInt() *big.Int {
 	return n
 }
 
-// Free reports whether the quote costs nothing (no chain calls at all).
-func (q *Quote) Free() bool { return q.AmountInt().Sign() == 0 }
+// Free reports whether the node pulls no payment for the quote: it costs
+// nothing, or it is a microservice's quote (the microservice collects its
+// own payment, as the Ocean backends do).
+func (q *Quote) Free() bool { return q.BackendID != "" || q.AmountInt().Sign() == 0 }
 
 // Expired reports whether an unpaid quote can no longer be used at now.
 func (q *Quote) Expired(now time.Time) bool {

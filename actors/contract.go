@@ -34,6 +34,14 @@ type AnswerReply struct {
 	Err error
 }
 
+// GetContract asks a contract actor for its state.
+type GetContract struct{}
+
+// ContractReply is a copy of a live contract.
+type ContractReply struct {
+	Contract sluice.Contract
+}
+
 // cancelContract ends the contract because its token was given up.
 type cancelContract struct{}
 
@@ -82,6 +90,8 @@ func (a *contractActor) Receive(c actor.Context) {
 		c.Respond(&ChallengeReply{Challenge: a.c.Challenge, Due: a.c.Due, Answered: a.c.Answered})
 	case *AnswerChallenge:
 		c.Respond(&AnswerReply{Err: a.answer(c, msg.Proof)})
+	case *GetContract:
+		c.Respond(&ContractReply{Contract: a.c})
 	case *cancelContract:
 		next := a.c
 		next.Cancel(a.e.now())
@@ -168,6 +178,11 @@ func (a *contractActor) answer(c actor.Context, raw []byte) error {
 	a.c = next
 	a.e.metrics.Proofs.WithLabelValues("accepted").Inc()
 	a.e.dir.Tell(tokenIdentity(a.c.Farmer), &proofAccepted{Due: a.c.Due})
+	if a.c.Quote != "" && a.c.Proofs == 1 {
+		// The farmer has shown it holds its piece of an upload.
+		a.e.pool.prove(a.c.Farmer, a.c.FileHash)
+		a.e.dir.Tell(quoteIdentity(a.c.Quote), &chunksHeld{})
+	}
 	return nil
 }
 
@@ -207,6 +222,9 @@ func (a *contractActor) close(c actor.Context, next sluice.Contract) {
 		return
 	}
 	a.c = next
+	if next.Quote != "" {
+		a.e.pool.lost(next.Farmer, next.FileHash) // offered to another farmer
+	}
 	a.e.metrics.LiveContracts.Dec()
 	a.e.metrics.ContractsClosed.WithLabelValues(next.State.String()).Inc()
 	a.e.log.Debug(eventContractClosed, zap.String("farmer", next.Farmer),

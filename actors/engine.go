@@ -74,6 +74,8 @@ type Config struct {
 	// balance is at least MinBalance.
 	Whitelist  bool
 	MinBalance *big.Int
+	// Uploads configures the uploader API's side.
+	Uploads UploadConfig
 }
 
 // Locator finds where a client address is (geo.DB implements it).
@@ -106,6 +108,7 @@ func (c *Config) defaults() {
 	if c.TokenBurst <= 0 {
 		c.TokenBurst = max(1, int(c.TokenRate*5))
 	}
+	c.Uploads.defaults()
 	if c.MinBalance == nil {
 		c.MinBalance = new(big.Int)
 	}
@@ -124,6 +127,9 @@ type Engine struct {
 	log     *zap.Logger
 	metrics *metrics.Set
 	ledger  *ledger
+	pool    *uploadPool
+	quotes  *quoteIndex
+	nonces  *nonceBook
 	ips     *ipLedger
 	status  *statusIndex
 	ipKey   []byte
@@ -168,6 +174,9 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 		metrics:  m,
 		ledger:   newLedger(),
 		ips:      newIPLedger(),
+		pool:     newUploadPool(cfg.Uploads.Redundancy),
+		quotes:   newQuoteIndex(),
+		nonces:   newNonceBook(),
 		status:   newStatusIndex(),
 		stop:     make(chan struct{}),
 		pending:  map[string]bool{},
@@ -176,8 +185,9 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 	e.props = map[sluice.RecordKind]*actor.Props{
 		sluice.KindToken:    newTokenProps(e),
 		sluice.KindContract: newContractProps(e),
+		sluice.KindQuote:    newQuoteProps(e),
 	}
-	for _, kind := range []sluice.RecordKind{sluice.KindToken, sluice.KindContract} {
+	for _, kind := range []sluice.RecordKind{sluice.KindToken, sluice.KindContract, sluice.KindQuote} {
 		for i := range shards {
 			pid, err := sys.Root.SpawnNamed(actor.PropsFromProducer(newManager,
 				actor.WithSupervisor(entitySupervision(log))), managerName(kind, i))
@@ -191,9 +201,17 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 		e.Stop()
 		return nil, err
 	}
+	if err := e.recoverQuotes(ctx); err != nil {
+		e.Stop()
+		return nil, err
+	}
 	if err := e.recover(ctx); err != nil {
 		e.Stop()
 		return nil, err
+	}
+	// Uploads being stored may have become held while the node was down.
+	for _, id := range e.pool.quotes() {
+		e.dir.Tell(quoteIdentity(id), &chunksHeld{})
 	}
 	e.status.rebuild(e.now())
 	e.stopped.Add(1)

@@ -11,4 +11,7 @@ const (
 	eventCommitFailed    = "snapshot.commit_failed"
 	eventRecovered       = "engine.recovered"
 	eventRecordSkipped   = "engine.record_skipped"
+	eventQuoteStatus     = "quote.status"
+	eventQuotePayment    = "quote.payment"
+	eventQuoteStorage    = "quote.storage"
 )

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"go.uber.org/zap"
@@ -125,24 +126,72 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 	if r.Err != nil {
 		return nil, r.Err
 	}
-	plan := sluice.ChunkPlan(min(want, r.Room), e.cfg.ChunkSizes, e.cfg.MaxChunksPerRequest)
-	if len(plan) == 0 {
-		return nil, nil
+	// Pieces of uploaded files first, then prototype chunks for the rest.
+	farmer := raw.FarmerID()
+	room := min(want, r.Room)
+	chunks := e.pool.take(farmer, room, e.cfg.MaxChunksPerRequest)
+	for _, ch := range chunks {
+		room -= ch.Size
 	}
-	chunks := make([]sluice.Chunk, 0, len(plan))
-	for _, size := range plan {
-		ch, err := e.seededChunk(size)
-		if err != nil {
-			return nil, err
+	maxProto := 0
+	if e.cfg.MaxChunksPerRequest > 0 {
+		maxProto = e.cfg.MaxChunksPerRequest - len(chunks)
+	}
+	if e.cfg.MaxChunksPerRequest == 0 || maxProto > 0 {
+		for _, size := range sluice.ChunkPlan(room, e.cfg.ChunkSizes, maxProto) {
+			ch, err := e.seededChunk(size)
+			if err != nil {
+				e.returnChunks(farmer, chunks, nil)
+				return nil, err
+			}
+			chunks = append(chunks, ch)
 		}
-		chunks = append(chunks, ch)
+	}
+	if len(chunks) == 0 {
+		return nil, nil
 	}
 	res, err = e.askToken(ctx, raw, &AddContracts{Raw: raw, Chunks: chunks})
 	if err != nil {
+		e.returnChunks(farmer, chunks, nil)
 		return nil, err
 	}
 	a := res.(*AddContractsReply)
+	e.returnChunks(farmer, chunks, a.Contracts)
 	return a.Contracts, a.Err
+}
+
+// returnChunks gives the pool back the uploaded pieces taken for farmer
+// that did not become contracts.
+func (e *Engine) returnChunks(farmer string, taken []sluice.Chunk, made []sluice.Contract) {
+	for _, ch := range taken {
+		if ch.Quote == "" {
+			continue
+		}
+		if !slices.ContainsFunc(made, func(c sluice.Contract) bool { return c.FileHash == ch.FileHash }) {
+			e.pool.lost(farmer, ch.FileHash)
+		}
+	}
+}
+
+// ChunkSource returns where the bytes of an uploaded chunk held by the
+// token are: the stored file's CID, the offset and the size. Only a token
+// with a live contract on the chunk may download it.
+func (e *Engine) ChunkSource(ctx context.Context, raw sluice.RawToken, h sluice.FileHash) (string, int64, int64, error) {
+	if _, err := e.Authenticate(ctx, raw); err != nil {
+		return "", 0, 0, err
+	}
+	res, err := e.dir.Ask(ctx, contractIdentity(sluice.ContractID(raw.FarmerID(), h)), &GetContract{})
+	if errors.Is(err, errNoActor) {
+		return "", 0, 0, sluice.ErrContractNotFound
+	}
+	if err != nil {
+		return "", 0, 0, err
+	}
+	c := res.(*ContractReply).Contract
+	if c.Source == "" {
+		return "", 0, 0, &sluice.Error{Kind: sluice.ErrNotFound, Message: "This chunk is a prototype chunk: generate it from its seed."}
+	}
+	return c.Source, c.Offset, c.Size, nil
 }
 
 // seededChunk generates a prototype chunk of the given size from a fresh

@@ -130,6 +130,9 @@ func (e *Engine) recoverContract(r sluice.Record, addresses map[string]string, s
 		e.writer.Enqueue(contractRecord(&c))
 	}
 	contracts.Add(1)
+	if c.Quote != "" {
+		e.pool.hold(c.Farmer, c.FileHash, c.Proofs > 0)
+	}
 	e.ledger.add(address, c.Size)
 	e.dir.Tell(tokenIdentity(c.Farmer), &contractLoaded{Hash: c.FileHash, Size: c.Size, Proofs: c.Proofs, Due: c.Due})
 	e.spawnAsync(contractIdentity(c.ID()), &c)

@@ -1,0 +1,345 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/microservice"
+	"github.com/sluicehq/sluice/proof"
+)
+
+// StartUpload hands a quote its files (already in the temporary store,
+// checked against the quoted lengths) with the signed request that sent
+// them; payment and storage then proceed inside the actor.
+type StartUpload struct {
+	Files     []sluice.StoredFile
+	Nonce     string
+	Signature string
+}
+
+// StartUploadReply is nil Err once the upload is committed.
+type StartUploadReply struct {
+	Err error
+}
+
+// GetQuote asks a quote actor for its state.
+type GetQuote struct{}
+
+// QuoteReply is a copy of the quote.
+type QuoteReply struct {
+	Quote sluice.Quote
+}
+
+// SetQuoteStatus records a status read from the quote's microservice.
+type SetQuoteStatus struct {
+	Status int
+}
+
+// FailQuote ends a quote with a failure status (e.g. 402 when the upload
+// exceeded the quoted lengths).
+type FailQuote struct {
+	Status int
+}
+
+// Timer and worker messages.
+type (
+	quoteExpired  struct{}
+	quoteProgress struct{} // look at the status and do the next step
+	paymentResult struct {
+		status int // the next status
+		rawTx  []byte
+		txHash string
+		err    error
+	}
+	chunksCut struct {
+		chunks []sluice.Chunk
+		err    error
+	}
+	chunksHeld    struct{}
+	backendResult struct{ err error }
+)
+
+// quoteActor owns one quote: its status, its expiry timer, and the payment
+// and storage work, which runs on worker goroutines that report back.
+type quoteActor struct {
+	e       *Engine
+	q       sluice.Quote
+	timer   scheduler.CancelFunc
+	cancel  context.CancelFunc // stops the worker in flight
+	working bool
+}
+
+func newQuoteProps(e *Engine) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &quoteActor{e: e} },
+		actor.WithSupervisor(entitySupervision(e.log)), actor.WithMailbox(actor.UnboundedLockfree()))
+}
+
+func (a *quoteActor) Receive(c actor.Context) {
+	switch msg := c.Message().(type) {
+	case *actor.Started:
+		a.start(c)
+	case *actor.Stopping, *actor.Restarting:
+		if a.timer != nil {
+			a.timer()
+		}
+		if a.cancel != nil {
+			a.cancel()
+		}
+	case *GetQuote:
+		a.expireIfDue(c)
+		c.Respond(&QuoteReply{Quote: a.q})
+	case *StartUpload:
+		c.Respond(&StartUploadReply{Err: a.startUpload(c, msg)})
+	case *SetQuoteStatus:
+		if !sluice.QuoteFinal(a.q.Status) && msg.Status != a.q.Status {
+			a.set(c, func(q *sluice.Quote) { q.Status = msg.Status })
+		}
+	case *FailQuote:
+		if !sluice.QuoteFinal(a.q.Status) {
+			a.set(c, func(q *sluice.Quote) { q.Status = msg.Status })
+		}
+		c.Respond(&StartUploadReply{})
+	case *quoteExpired:
+		a.expireIfDue(c)
+	case *quoteProgress:
+		a.progress(c)
+	case *paymentResult:
+		a.working = false
+		if msg.err != nil {
+			a.e.log.Warn(eventQuotePayment, zap.String("quote", a.q.ID), zap.Error(msg.err))
+		}
+		a.set(c, func(q *sluice.Quote) {
+			q.Status = msg.status
+			if msg.txHash != "" {
+				q.TxHash, q.RawTx = msg.txHash, msg.rawTx
+			}
+		})
+		a.progress(c)
+	case *chunksCut:
+		a.working = false
+		if msg.err != nil {
+			a.e.log.Error(eventQuoteStorage, zap.String("quote", a.q.ID), zap.Error(msg.err))
+			a.set(c, func(q *sluice.Quote) { q.Status = sluice.StatusInternalError })
+			return
+		}
+		if a.set(c, func(q *sluice.Quote) { q.Chunks = msg.chunks }) {
+			a.progress(c)
+		}
+	case *chunksHeld:
+		if a.q.Status == sluice.StatusUploading && a.e.pool.held(a.q.ID) {
+			a.set(c, func(q *sluice.Quote) { q.Status = sluice.StatusDone })
+		}
+	case *backendResult:
+		a.working = false
+		status := sluice.StatusUploading
+		if msg.err != nil {
+			a.e.log.Warn(eventQuoteStorage, zap.String("quote", a.q.ID), zap.Error(msg.err))
+			status = sluice.StatusBackendFailed
+		}
+		a.set(c, func(q *sluice.Quote) { q.Status = status })
+	}
+}
+
+func (a *quoteActor) start(c actor.Context) {
+	id := entityID(c.Self())
+	if st, ok := a.e.boot.LoadAndDelete(quoteIdentity(id)); ok {
+		a.q = *st.(*sluice.Quote)
+	} else {
+		rec, err := a.e.store.Get(context.Background(), sluice.KindQuote, id)
+		if err != nil {
+			panic(fmt.Sprintf("reload quote snapshot: %v", err))
+		}
+		if a.q, err = decodeQuote(rec); err != nil {
+			panic(fmt.Sprintf("decode quote snapshot: %v", err))
+		}
+	}
+	if a.q.Status == sluice.StatusWaiting {
+		a.timer = a.e.sched.SendOnce(a.q.Expires.Sub(a.e.now()), c.Self(), &quoteExpired{})
+	}
+	a.progress(c)
+}
+
+// set commits a change to the quote, then applies it. It reports whether
+// the change was committed (a failed commit is retried by the next step).
+func (a *quoteActor) set(c actor.Context, change func(*sluice.Quote)) bool {
+	next := a.q
+	change(&next)
+	next.Version++
+	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
+	defer cancel()
+	if err := a.e.writer.Commit(ctx, quoteRecord(&next)); err != nil {
+		a.e.log.Warn(eventCommitFailed, zap.String("kind", "quote"), zap.Error(err))
+		a.e.sched.SendOnce(time.Second, c.Self(), &quoteProgress{})
+		return false
+	}
+	if next.Status != a.q.Status {
+		a.e.log.Info(eventQuoteStatus, zap.String("quote", next.ID), zap.Int("status", next.Status))
+	}
+	a.q = next
+	return true
+}
+
+func (a *quoteActor) expireIfDue(c actor.Context) {
+	if a.q.Expired(a.e.now()) {
+		a.set(c, func(q *sluice.Quote) { q.Status = sluice.StatusQuoteExpired })
+	}
+}
+
+func (a *quoteActor) startUpload(c actor.Context, msg *StartUpload) error {
+	a.expireIfDue(c)
+	switch a.q.Status {
+	case sluice.StatusWaiting:
+	case sluice.StatusQuoteExpired:
+		return &sluice.Error{Kind: sluice.ErrExpired, Message: "Quote expired: ask for a new one."}
+	default:
+		return &sluice.Error{Kind: sluice.ErrConflict, Message: "Files already uploaded."}
+	}
+	status := sluice.StatusPaymentStart
+	if a.q.Free() {
+		status = sluice.StatusPaymentPulled // nothing to pay: straight to storage
+	}
+	if !a.set(c, func(q *sluice.Quote) {
+		q.Files, q.Nonce, q.Signature, q.Status = msg.Files, msg.Nonce, msg.Signature, status
+	}) {
+		return fmt.Errorf("%w: could not record the upload", sluice.ErrUnavailable)
+	}
+	if a.timer != nil {
+		a.timer()
+		a.timer = nil
+	}
+	c.Send(c.Self(), &quoteProgress{})
+	return nil
+}
+
+// worker runs fn on its own goroutine; its result comes back as a message.
+func (a *quoteActor) worker(c actor.Context, fn func(ctx context.Context) any) {
+	if a.working {
+		return
+	}
+	a.working = true
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	self, root := c.Self(), a.e.sys.Root
+	go func() {
+		defer cancel()
+		root.Send(self, fn(ctx))
+	}()
+}
+
+// progress takes the next step for the quote's status.
+func (a *quoteActor) progress(c actor.Context) {
+	q := a.q
+	switch {
+	case q.Status == sluice.StatusPaymentStart:
+		a.worker(c, func(ctx context.Context) any { return a.e.pay(ctx, q) })
+	case q.Status == sluice.StatusPaymentPulled && q.Type == a.e.cfg.Uploads.Builtin:
+		if len(q.Chunks) == 0 {
+			a.worker(c, func(ctx context.Context) any { return a.e.cut(ctx, q) })
+			return
+		}
+		a.e.pool.add(q.ID, q.Chunks)
+		a.set(c, func(q *sluice.Quote) { q.Status = sluice.StatusUploading })
+		c.Send(c.Self(), &chunksHeld{})
+	case q.Status == sluice.StatusUploading && q.Type == a.e.cfg.Uploads.Builtin:
+		a.e.pool.add(q.ID, q.Chunks) // after a restart; duplicates are ignored
+		c.Send(c.Self(), &chunksHeld{})
+	case q.Status == sluice.StatusPaymentPulled:
+		a.worker(c, func(ctx context.Context) any { return a.e.sendToBackend(ctx, q) })
+	}
+}
+
+// pay pulls the quoted amount: check allowance and balance, sign the
+// transferFrom and commit it before it is sent (so a restart re-sends the
+// same transaction), then wait for its confirmations.
+func (e *Engine) pay(ctx context.Context, q sluice.Quote) any {
+	p := e.cfg.Uploads.Payments
+	if p == nil {
+		return &paymentResult{status: sluice.StatusInternalError, err: errors.New("no payment chain configured")}
+	}
+	chain, amount := q.ChainIDString(), q.AmountInt()
+	if q.TxHash != "" {
+		paid, err := p.Paid(ctx, chain, q.Token, q.Owner, amount, q.TxHash)
+		if err == nil && !paid && len(q.RawTx) > 0 {
+			err = p.Send(ctx, chain, q.RawTx) // same transaction: cannot pay twice
+			if err == nil {
+				err = p.Wait(ctx, chain, q.TxHash)
+			}
+			paid = err == nil
+		}
+		if paid {
+			return &paymentResult{status: sluice.StatusPaymentPulled}
+		}
+		return &paymentResult{status: sluice.StatusPaymentFailed, err: err}
+	}
+	if err := p.Check(ctx, chain, q.Token, q.Owner, amount); err != nil {
+		return &paymentResult{status: sluice.StatusLowAllowance, err: err}
+	}
+	raw, hash, err := p.Prepare(ctx, chain, q.Token, q.Owner, amount)
+	if err != nil {
+		return &paymentResult{status: sluice.StatusPaymentFailed, err: err}
+	}
+	// Commit the transaction first: the actor's paymentResult with
+	// StatusPaymentStart records it, then sends it on the next step.
+	return &paymentResult{status: sluice.StatusPaymentStart, rawTx: raw, txHash: hash}
+}
+
+// cut splits the quote's stored files into chunks and computes their tags.
+func (e *Engine) cut(ctx context.Context, q sluice.Quote) any {
+	size := e.cfg.Uploads.ChunkSize
+	leaf := e.cfg.Scheme.Params().LeafSize
+	end := e.now().Add(time.Duration(min(q.Duration, int64(100*365*24*3600))) * time.Second)
+	var out []sluice.Chunk
+	buf := make([]byte, size)
+	for _, f := range q.Files {
+		blob, n, err := e.cfg.Uploads.Blobs.Open(f.CID)
+		if err != nil {
+			return &chunksCut{err: fmt.Errorf("open %s: %w", f.CID, err)}
+		}
+		for off := int64(0); off < n; off += size {
+			if ctx.Err() != nil {
+				blob.Close()
+				return &chunksCut{err: ctx.Err()}
+			}
+			piece := buf[:min(size, n-off)]
+			if _, err := blob.ReadAt(piece, off); err != nil && err != io.EOF {
+				blob.Close()
+				return &chunksCut{err: err}
+			}
+			tag, err := proof.Encode(bytesReader(piece), int64(len(piece)), leaf)
+			if err != nil {
+				blob.Close()
+				return &chunksCut{err: err}
+			}
+			out = append(out, sluice.Chunk{FileHash: sluice.HashBytes(piece), Size: int64(len(piece)), Tag: tag,
+				Quote: q.ID, Source: f.CID, Offset: off, End: end})
+		}
+		blob.Close()
+	}
+	return &chunksCut{chunks: out}
+}
+
+// sendToBackend hands the stored files to the quote's microservice, as
+// ipfs:// URIs it fetches from this node's private listener.
+func (e *Engine) sendToBackend(ctx context.Context, q sluice.Quote) any {
+	reg := e.cfg.Uploads.Registry
+	if reg == nil {
+		return &backendResult{err: errors.New("no storage registry")}
+	}
+	s, known, _ := reg.Get(q.Type)
+	if !known {
+		return &backendResult{err: fmt.Errorf("storage type %q is unknown", q.Type)}
+	}
+	refs := make([]microservice.FileRef, len(q.Files))
+	for i, f := range q.Files {
+		refs[i] = microservice.FileRef{IPFSURI: "ipfs://" + f.CID, ContentType: f.ContentType}
+	}
+	return &backendResult{err: e.cfg.Uploads.Client.Upload(ctx, s, q.BackendID, q.Nonce, q.Signature, refs)}
+}

@@ -1,0 +1,476 @@
+package actors
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/chain"
+	"github.com/sluicehq/sluice/microservice"
+)
+
+// Blobs is the node's temporary content-addressed store, as the upload
+// engine reads it.
+type Blobs interface {
+	// Open returns a stored file by CID (string form) and its size.
+	Open(cid string) (BlobFile, int64, error)
+}
+
+// BlobFile is an open stored file.
+type BlobFile interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// Payments pulls ERC-20 payments on the configured chains.
+type Payments interface {
+	// Payee is the approveAddress on a chain, if the chain is configured.
+	Payee(chainID string) (string, bool)
+	// Accepts reports whether a token is accepted on a chain.
+	Accepts(chainID, token string) bool
+	// Check verifies the payer's allowance to the payee and balance.
+	Check(ctx context.Context, chainID, token, from string, amount *big.Int) error
+	// Prepare signs transferFrom(from, payee, amount) without sending it.
+	Prepare(ctx context.Context, chainID, token, from string, amount *big.Int) (raw []byte, hash string, err error)
+	// Send broadcasts a prepared transaction (again, if need be).
+	Send(ctx context.Context, chainID string, raw []byte) error
+	// Wait returns once the transaction has its confirmations, or fails.
+	Wait(ctx context.Context, chainID, hash string) error
+	// Paid reports whether hash is a mined, successful transfer of amount
+	// from the payer to the payee.
+	Paid(ctx context.Context, chainID, token, from string, amount *big.Int, hash string) (bool, error)
+}
+
+// UploadConfig configures the uploader side of the engine.
+type UploadConfig struct {
+	// QuoteTTL is how long an unpaid quote lasts (default 30 minutes).
+	QuoteTTL time.Duration
+	// Builtin names the storage type backed by the farmer network ("sluice").
+	Builtin            string
+	BuiltinDescription string
+	// Rate is the built-in type's price per byte per second of storage, in
+	// token units; nil or zero makes the type free.
+	Rate *big.Rat
+	// Accepted are the chains and tokens the built-in type takes (paid).
+	Accepted []microservice.PaymentOption
+	// Redundancy is how many farmers must hold each chunk with an accepted
+	// proof before an upload is done (default 2).
+	Redundancy int
+	// ChunkSize is the size uploaded files are cut into (default 1 MiB).
+	ChunkSize int64
+	Blobs     Blobs
+	Payments  Payments
+	Registry  *microservice.Registry
+	Client    *microservice.Client
+}
+
+func (u *UploadConfig) defaults() {
+	if u.QuoteTTL <= 0 {
+		u.QuoteTTL = 30 * time.Minute
+	}
+	if u.Builtin == "" {
+		u.Builtin = "sluice"
+	}
+	if u.BuiltinDescription == "" {
+		u.BuiltinDescription = "File storage on the Sluice farmer network"
+	}
+	if u.Redundancy <= 0 {
+		u.Redundancy = 2
+	}
+	if u.ChunkSize <= 0 {
+		u.ChunkSize = 1 << 20
+	}
+	if u.Client == nil {
+		u.Client = &microservice.Client{}
+	}
+}
+
+func quoteIdentity(id string) Identity { return Identity{Kind: sluice.KindQuote, ID: id} }
+
+func quoteRecord(q *sluice.Quote) sluice.Record {
+	b, err := json.Marshal(q)
+	if err != nil {
+		panic(fmt.Sprintf("encode quote: %v", err))
+	}
+	return sluice.Record{Kind: sluice.KindQuote, ID: q.ID, Owner: strings.ToLower(q.Owner), Version: q.Version, Live: true, State: b}
+}
+
+func decodeQuote(r sluice.Record) (sluice.Quote, error) {
+	var q sluice.Quote
+	err := json.Unmarshal(r.State, &q)
+	return q, err
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// Upload errors with the Ocean backend's messages.
+var (
+	ErrQuoteNotFound = &sluice.Error{Kind: sluice.ErrNotFound, Message: "Quote does not exist."}
+	ErrBadInput      = &sluice.Error{Kind: sluice.ErrInvalid, Message: "Invalid input data."}
+	ErrUnknownType   = &sluice.Error{Kind: sluice.ErrInvalid, Message: "Chosen storage type does not exist."}
+	ErrSigner        = &sluice.Error{Kind: sluice.ErrInvalid, Message: "Invalid signature: the signer does not own this quote."}
+)
+
+// StorageInfo lists the storage types on offer: the built-in one and every
+// active microservice.
+func (e *Engine) StorageInfo() []microservice.Storage {
+	u := e.cfg.Uploads
+	out := []microservice.Storage{{Type: u.Builtin, Description: u.BuiltinDescription, Payment: e.builtinPayment()}}
+	if u.Registry != nil {
+		out = append(out, u.Registry.Active()...)
+	}
+	return out
+}
+
+func (e *Engine) builtinPayment() []microservice.PaymentOption {
+	if e.builtinFree() {
+		return []microservice.PaymentOption{}
+	}
+	return e.cfg.Uploads.Accepted
+}
+
+func (e *Engine) builtinFree() bool {
+	r := e.cfg.Uploads.Rate
+	return r == nil || r.Sign() == 0 || e.cfg.Uploads.Payments == nil
+}
+
+// QuoteRequest is a parsed getQuote body.
+type QuoteRequest struct {
+	Type     string
+	Lengths  []int64
+	Duration int64
+	ChainID  json.RawMessage
+	Token    string
+	Owner    string
+	Raw      []byte // the body as sent, forwarded to microservices
+}
+
+// QuoteResult is what getQuote answers.
+type QuoteResult struct {
+	QuoteID        string          `json:"quoteId"`
+	TokenAmount    string          `json:"tokenAmount"`
+	ApproveAddress string          `json:"approveAddress"`
+	ChainID        json.RawMessage `json:"chainId"`
+	TokenAddress   string          `json:"tokenAddress"`
+}
+
+// NewQuote prices an upload: on the built-in type from its rate, on a
+// microservice by asking it. The quote is committed and its actor started
+// before the answer.
+func (e *Engine) NewQuote(ctx context.Context, req QuoteRequest) (QuoteResult, error) {
+	u := e.cfg.Uploads
+	now := e.now()
+	q := sluice.Quote{Type: req.Type, Lengths: req.Lengths, Duration: req.Duration, ChainID: req.ChainID,
+		Token: req.Token, Owner: req.Owner, Created: now, Expires: now.Add(u.QuoteTTL), Status: sluice.StatusWaiting, Version: 1}
+	switch {
+	case req.Type == u.Builtin:
+		var id [16]byte
+		if err := e.read(id[:]); err != nil {
+			return QuoteResult{}, err
+		}
+		q.ID = hex.EncodeToString(id[:])
+		if e.builtinFree() {
+			q.Amount, q.Payee = "0", common.Address{}.Hex()
+			if q.Token == "" {
+				q.Token = common.Address{}.Hex()
+			}
+			break
+		}
+		chainID := q.ChainIDString()
+		payee, ok := u.Payments.Payee(chainID)
+		if !ok || !u.Payments.Accepts(chainID, req.Token) {
+			return QuoteResult{}, &sluice.Error{Kind: sluice.ErrInvalid, Message: "Payment token not accepted: unknown chain or token."}
+		}
+		var total int64
+		for _, l := range req.Lengths {
+			total += l
+		}
+		q.Amount, q.Payee = sluice.StoragePrice(total, req.Duration, u.Rate).String(), payee
+	default:
+		if u.Registry == nil {
+			return QuoteResult{}, ErrUnknownType
+		}
+		s, _, active := u.Registry.Get(req.Type)
+		if !active {
+			return QuoteResult{}, ErrUnknownType
+		}
+		raw, err := u.Client.GetQuote(ctx, s, req.Raw)
+		if err != nil {
+			return QuoteResult{}, err
+		}
+		var mq struct {
+			QuoteID        string          `json:"quoteId"`
+			TokenAmount    json.RawMessage `json:"tokenAmount"`
+			ApproveAddress string          `json:"approveAddress"`
+			TokenAddress   string          `json:"tokenAddress"`
+		}
+		if json.Unmarshal(raw, &mq) != nil || mq.QuoteID == "" {
+			return QuoteResult{}, &microservice.RemoteError{Status: 502, Message: "the storage backend sent an invalid quote"}
+		}
+		q.ID, q.BackendID, q.Payee = mq.QuoteID, mq.QuoteID, mq.ApproveAddress
+		q.Amount = strings.Trim(string(mq.TokenAmount), `"`)
+		if mq.TokenAddress != "" {
+			q.Token = mq.TokenAddress
+		}
+	}
+	if err := e.writer.Commit(ctx, quoteRecord(&q)); err != nil {
+		return QuoteResult{}, unavailable(err)
+	}
+	if err := e.spawn(quoteIdentity(q.ID), &q); err != nil {
+		return QuoteResult{}, err
+	}
+	e.quotes.add(q.Owner, q.ID, q.Created)
+	return resultOf(q), nil
+}
+
+func resultOf(q sluice.Quote) QuoteResult {
+	return QuoteResult{QuoteID: q.ID, TokenAmount: q.Amount, ApproveAddress: q.Payee, ChainID: q.ChainID, TokenAddress: q.Token}
+}
+
+// CheckSigned verifies a signed request about a quote ("" for history):
+// the signature recovers to owner and the nonce passes the owner's rule,
+// which is committed before this returns.
+func (e *Engine) CheckSigned(ctx context.Context, owner, quoteID, nonce, signature string) error {
+	msg := sluice.SignedMessage(quoteID, nonce)
+	signer, err := chain.RecoverPersonal([]byte(msg), signature)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(signer.Hex(), owner) {
+		return ErrSigner
+	}
+	return e.nonces.accept(ctx, e, owner, nonce, quoteID+nonce)
+}
+
+// Quote returns a quote's current state.
+func (e *Engine) Quote(ctx context.Context, id string) (sluice.Quote, error) {
+	res, err := e.dir.Ask(ctx, quoteIdentity(id), &GetQuote{})
+	if errors.Is(err, errNoActor) {
+		rec, err := e.store.Get(ctx, sluice.KindQuote, id)
+		if errors.Is(err, sluice.ErrNotFound) {
+			return sluice.Quote{}, ErrQuoteNotFound
+		}
+		if err != nil {
+			return sluice.Quote{}, unavailable(err)
+		}
+		return decodeQuote(rec)
+	}
+	if err != nil {
+		return sluice.Quote{}, err
+	}
+	return res.(*QuoteReply).Quote, nil
+}
+
+// StartUpload gives a quote its stored files.
+func (e *Engine) StartUpload(ctx context.Context, id string, up StartUpload) error {
+	res, err := e.dir.Ask(ctx, quoteIdentity(id), &up)
+	if errors.Is(err, errNoActor) {
+		return &sluice.Error{Kind: sluice.ErrConflict, Message: "Files already uploaded."}
+	}
+	if err != nil {
+		return err
+	}
+	return res.(*StartUploadReply).Err
+}
+
+// FailQuote ends an unfinished quote with a failure status.
+func (e *Engine) FailQuote(ctx context.Context, id string, status int) error {
+	_, err := e.dir.Ask(ctx, quoteIdentity(id), &FailQuote{Status: status})
+	if errors.Is(err, errNoActor) {
+		return nil
+	}
+	return err
+}
+
+// QuoteStatus returns a quote's status; a proxied quote asks its
+// microservice and records the answer.
+func (e *Engine) QuoteStatus(ctx context.Context, id string) (int, error) {
+	q, err := e.Quote(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if q.Type == e.cfg.Uploads.Builtin || q.BackendID == "" || q.Status < sluice.StatusUploading || sluice.QuoteFinal(q.Status) {
+		return q.Status, nil
+	}
+	s, known, _ := e.cfg.Uploads.Registry.Get(q.Type)
+	if !known {
+		return q.Status, nil
+	}
+	st, err := e.cfg.Uploads.Client.GetStatus(ctx, s, q.BackendID)
+	if err != nil {
+		e.log.Info(eventQuoteStorage, zap.String("quote", id), zap.Error(err))
+		return q.Status, nil
+	}
+	e.dir.Tell(quoteIdentity(id), &SetQuoteStatus{Status: st})
+	return st, nil
+}
+
+// Link is one stored file's link, as getLink answers.
+type Link = json.RawMessage
+
+// QuoteLink returns the storage links of a finished upload.
+func (e *Engine) QuoteLink(ctx context.Context, q sluice.Quote) (json.RawMessage, error) {
+	if q.Type == e.cfg.Uploads.Builtin {
+		if q.Status != sluice.StatusDone {
+			return nil, &sluice.Error{Kind: sluice.ErrConflict, Message: "Upload not completed yet."}
+		}
+		links := make([]map[string]string, len(q.Files))
+		for i, f := range q.Files {
+			links[i] = map[string]string{"type": q.Type, "cid": f.CID}
+		}
+		return json.Marshal(links)
+	}
+	s, known, _ := e.cfg.Uploads.Registry.Get(q.Type)
+	if !known {
+		return nil, ErrUnknownType
+	}
+	return e.cfg.Uploads.Client.GetLink(ctx, s, q.BackendID, q.Nonce, q.Signature)
+}
+
+// HistoryPage is one page of a user's quotes, newest first.
+type HistoryPage struct {
+	MaxPages int
+	Quotes   []sluice.Quote
+}
+
+// History lists a user's quotes across types (or of one type), newest
+// first; page is 1-based.
+func (e *Engine) History(ctx context.Context, owner, typ string, page, size int) (HistoryPage, error) {
+	ids := e.quotes.of(owner)
+	var qs []sluice.Quote
+	for _, id := range ids {
+		q, err := e.Quote(ctx, id)
+		if err != nil {
+			return HistoryPage{}, err
+		}
+		if typ == "" || q.Type == typ {
+			qs = append(qs, q)
+		}
+	}
+	out := HistoryPage{MaxPages: (len(qs) + size - 1) / size}
+	from := min(len(qs), (page-1)*size)
+	out.Quotes = qs[from:min(len(qs), from+size)]
+	return out, nil
+}
+
+// quoteIndex lists each user's quotes, newest first, for history.
+type quoteIndex struct {
+	mu sync.Mutex
+	by map[string][]quoteRef
+}
+
+type quoteRef struct {
+	id      string
+	created time.Time
+}
+
+func newQuoteIndex() *quoteIndex { return &quoteIndex{by: map[string][]quoteRef{}} }
+
+func (x *quoteIndex) add(owner, id string, created time.Time) {
+	owner = strings.ToLower(owner)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	refs := append(x.by[owner], quoteRef{id, created})
+	slices.SortStableFunc(refs, func(a, b quoteRef) int { return b.created.Compare(a.created) })
+	x.by[owner] = refs
+}
+
+func (x *quoteIndex) of(owner string) []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	refs := x.by[strings.ToLower(owner)]
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.id
+	}
+	return out
+}
+
+// nonceBook applies the nonce rule per user, committing before it answers;
+// a lock per user serialises one user's signed requests.
+type nonceBook struct {
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+func newNonceBook() *nonceBook { return &nonceBook{locks: map[string]*sync.Mutex{}} }
+
+func (b *nonceBook) lock(user string) *sync.Mutex {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.locks[user]
+	if !ok {
+		l = &sync.Mutex{}
+		b.locks[user] = l
+	}
+	return l
+}
+
+func (b *nonceBook) accept(ctx context.Context, e *Engine, owner, nonce, message string) error {
+	user := strings.ToLower(owner)
+	l := b.lock(user)
+	l.Lock()
+	defer l.Unlock()
+	var n sluice.Nonces
+	version := uint64(1)
+	rec, err := e.store.Get(ctx, sluice.KindNonce, user)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(rec.State, &n); err != nil {
+			return fmt.Errorf("decode nonces: %w", err)
+		}
+		version = rec.Version + 1
+	case !errors.Is(err, sluice.ErrNotFound):
+		return unavailable(err)
+	}
+	if err := n.Accept(nonce, message, e.now()); err != nil {
+		return err
+	}
+	state, _ := json.Marshal(n)
+	if err := e.writer.Commit(ctx, sluice.Record{Kind: sluice.KindNonce, ID: user, Version: version, Live: true, State: state}); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// recoverQuotes loads every quote: all into the history index, unfinished
+// ones into actors that resume where they stood.
+func (e *Engine) recoverQuotes(ctx context.Context) error {
+	n := 0
+	err := e.store.Live(ctx, sluice.KindQuote, func(r sluice.Record) error {
+		q, err := decodeQuote(r)
+		if err != nil {
+			e.log.Error(eventRecordSkipped, zap.String("kind", "quote"), zap.String("id", r.ID), zap.Error(err))
+			return nil
+		}
+		e.quotes.add(q.Owner, q.ID, q.Created)
+		if !sluice.QuoteFinal(q.Status) || (q.Type == e.cfg.Uploads.Builtin && q.Status == sluice.StatusDone) {
+			if q.Type == e.cfg.Uploads.Builtin && len(q.Chunks) > 0 {
+				e.pool.add(q.ID, q.Chunks)
+			}
+			if !sluice.QuoteFinal(q.Status) {
+				e.spawnAsync(quoteIdentity(q.ID), &q)
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load quotes: %w", err)
+	}
+	return e.syncManagers(sluice.KindQuote)
+}
+
