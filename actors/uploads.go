@@ -473,4 +473,3 @@ func (e *Engine) recoverQuotes(ctx context.Context) error {
 	}
 	return e.syncManagers(sluice.KindQuote)
 }
-
