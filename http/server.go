@@ -63,6 +63,10 @@ type Config struct {
 	// VerifySignature checks that signature is the owner of address's
 	// signature of message; nil accepts Ethereum addresses only.
 	VerifySignature func(address string, kind sluice.AddressKind, message, signature string) error
+	// Blobs stores uploaded files; BlobHandler serves them by CID under
+	// /ipfs/ (nil: no uploads).
+	Blobs       BlobPutter
+	BlobHandler http.Handler
 }
 
 func (c *Config) defaults() {
@@ -91,7 +95,7 @@ type Server struct {
 	metrics *metrics.Set
 	farmers atomic.Pointer[farmersBox]
 	ready   atomic.Bool
-	router  chi.Router
+	router  http.Handler
 }
 
 type farmersBox struct{ Farmers }
@@ -101,10 +105,8 @@ func New(cfg Config, m *metrics.Set, log *zap.Logger) *Server {
 	cfg.defaults()
 	s := &Server{cfg: cfg, log: log, metrics: m}
 	r := chi.NewRouter()
-	r.Use(s.observe)
-	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"msg": "ok"})
-	})
+	r.Use(s.observe, cors)
+	s.uploaderRoutes(r) // GET / is the storage list: a 2xx, as farmers need
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -125,7 +127,7 @@ func New(cfg Config, m *metrics.Set, log *zap.Logger) *Server {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Status: "error", Message: "Method not allowed on this route."})
 	})
-	s.router = r
+	s.router = stripSlash(r)
 	return s
 }
 

@@ -106,3 +106,9 @@ func Start(t *testing.T, store actors.Store, opt Options) *Node {
 	})
 	return &Node{URL: hs.URL, API: hs.URL + "/api/downstream/v1", Engine: e, Metrics: m, Store: store}
 }
+
+// The engine serves both APIs.
+var (
+	_ sluicehttp.Farmers = (*actors.Engine)(nil)
+	_ sluicehttp.Uploads = (*actors.Engine)(nil)
+)

@@ -1,0 +1,499 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/actors"
+	"github.com/sluicehq/sluice/microservice"
+)
+
+// Uploads is what the uploader API needs from the engine.
+type Uploads interface {
+	StorageInfo() []microservice.Storage
+	NewQuote(ctx context.Context, req actors.QuoteRequest) (actors.QuoteResult, error)
+	Quote(ctx context.Context, id string) (sluice.Quote, error)
+	CheckSigned(ctx context.Context, owner, quoteID, nonce, signature string) error
+	StartUpload(ctx context.Context, id string, up actors.StartUpload) error
+	FailQuote(ctx context.Context, id string, status int) error
+	QuoteStatus(ctx context.Context, id string) (int, error)
+	QuoteLink(ctx context.Context, q sluice.Quote) (json.RawMessage, error)
+	History(ctx context.Context, owner, typ string, page, size int) (actors.HistoryPage, error)
+}
+
+// BlobPutter stores an uploaded file in the temporary content-addressed
+// store, reading at most limit bytes (more is an error wrapping
+// ErrBlobTooLarge and nothing is stored).
+type BlobPutter interface {
+	Put(ctx context.Context, r io.Reader, limit int64) (cid string, n int64, err error)
+}
+
+// ErrBlobTooLarge is what a BlobPutter wraps when the limit was passed.
+var ErrBlobTooLarge = errors.New("blob too large")
+
+// Uploader API limits.
+const (
+	maxQuoteBody = 1 << 20
+	maxFiles     = 64
+	maxPageSize  = 100
+)
+
+// uploaderError answers in the uploader API's error format.
+func (s *Server) uploaderError(w http.ResponseWriter, r *http.Request, err error) {
+	code := farmerStatus(err)
+	var re *microservice.RemoteError
+	if errors.As(err, &re) {
+		// Relay the microservice's message; its 4xx stays a 4xx, anything
+		// else is a bad gateway.
+		code = http.StatusBadGateway
+		if re.Status >= 400 && re.Status < 500 {
+			code = re.Status
+		}
+		writeJSON(w, code, map[string]string{"error": re.Message})
+		return
+	}
+	if code == http.StatusInternalServerError {
+		s.log.Error(eventInternalError, zap.String("route", routeOf(r)), zap.Error(err))
+	}
+	writeJSON(w, code, map[string]string{"error": sluice.Message(err)})
+}
+
+func (s *Server) uploads(w http.ResponseWriter, r *http.Request) Uploads {
+	b := s.farmers.Load()
+	if b == nil || b.Farmers == nil {
+		s.uploaderError(w, r, errStarting)
+		return nil
+	}
+	u, ok := b.Farmers.(Uploads)
+	if !ok {
+		s.uploaderError(w, r, errStarting)
+		return nil
+	}
+	return u
+}
+
+func (s *Server) uploaderRoutes(r chi.Router) {
+	r.Get("/", s.storageInfo)
+	r.Post("/getQuote", s.getQuote)
+	r.Post("/upload", s.upload)
+	r.Get("/getStatus", s.getStatus)
+	r.Post("/getStatus", s.getStatus)
+	r.Get("/getLink", s.getLink)
+	r.Post("/getLink", s.getLink)
+	r.Get("/getHistory", s.getHistory)
+	if s.cfg.BlobHandler != nil {
+		r.Handle("/ipfs/*", s.cfg.BlobHandler)
+	}
+}
+
+// cors lets browsers call the public API from other origins, preflight
+// included.
+func cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", "Retry-After, Content-Length")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+			if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+				h.Set("Access-Control-Allow-Headers", req)
+			} else {
+				h.Set("Access-Control-Allow-Headers", "Content-Type, Content-Encoding")
+			}
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// stripSlash tolerates one trailing slash on the uploader routes.
+func stripSlash(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") && !strings.HasPrefix(p, "/api/") && !strings.HasPrefix(p, "/status") {
+			r.URL.Path = strings.TrimSuffix(p, "/")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) storageInfo(w http.ResponseWriter, r *http.Request) {
+	u := s.uploads(w, r)
+	if u == nil {
+		return
+	}
+	type info struct {
+		Type        string                       `json:"type"`
+		Description string                       `json:"description"`
+		Payment     []microservice.PaymentOption `json:"payment"`
+	}
+	out := []info{}
+	for _, st := range u.StorageInfo() {
+		out = append(out, info{Type: st.Type, Description: st.Description, Payment: st.Payment})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type quoteBody struct {
+	Type  *string `json:"type"`
+	Files []struct {
+		Length json.Number `json:"length"`
+	} `json:"files"`
+	Duration json.Number `json:"duration"`
+	Payment  *struct {
+		ChainID      json.RawMessage `json:"chainId"`
+		TokenAddress string          `json:"tokenAddress"`
+	} `json:"payment"`
+	UserAddress string `json:"userAddress"`
+}
+
+func (s *Server) getQuote(w http.ResponseWriter, r *http.Request) {
+	u := s.uploads(w, r)
+	if u == nil {
+		return
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxQuoteBody))
+	if err != nil {
+		s.uploaderError(w, r, errBodyTooLarge)
+		return
+	}
+	req, err := parseQuote(raw)
+	if err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
+	res, err := u.NewQuote(r.Context(), req)
+	if err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, res)
+}
+
+func invalid(format string, args ...any) error {
+	return sluice.Errorf(sluice.ErrInvalid, "Invalid input data: "+format, args...)
+}
+
+// parseQuote validates a getQuote body; every problem has its own message.
+func parseQuote(raw []byte) (actors.QuoteRequest, error) {
+	var b quoteBody
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&b); err != nil {
+		return actors.QuoteRequest{}, invalid("the body is not a JSON object with type, files, duration, payment and userAddress.")
+	}
+	req := actors.QuoteRequest{Raw: raw}
+	switch {
+	case b.Type == nil || *b.Type == "":
+		return req, invalid("type is missing.")
+	case b.Files == nil:
+		return req, invalid("files is missing.")
+	case len(b.Files) == 0:
+		return req, invalid("files is empty.")
+	case len(b.Files) > maxFiles:
+		return req, invalid("too many files: at most %d.", maxFiles)
+	case !common.IsHexAddress(b.UserAddress):
+		return req, invalid("userAddress is not an Ethereum address.")
+	case b.Payment == nil || len(b.Payment.ChainID) == 0:
+		return req, invalid("payment.chainId is missing.")
+	}
+	req.Type, req.Owner, req.ChainID, req.Token = *b.Type, b.UserAddress, b.Payment.ChainID, b.Payment.TokenAddress
+	if req.Token != "" && !common.IsHexAddress(req.Token) {
+		return req, invalid("payment.tokenAddress is not an address.")
+	}
+	var total int64
+	for i, f := range b.Files {
+		n, err := strconv.ParseInt(f.Length.String(), 10, 64)
+		if err != nil || n <= 0 || n > 1<<40 {
+			return req, invalid("files[%d].length must be a whole number of bytes from 1 to 1 TiB.", i)
+		}
+		total += n
+		req.Lengths = append(req.Lengths, n)
+	}
+	if total > 1<<40 {
+		return req, invalid("the files add up to more than 1 TiB.")
+	}
+	d, err := strconv.ParseInt(b.Duration.String(), 10, 64)
+	if b.Duration == "" {
+		d, err = 0, nil
+	}
+	if err != nil || d < 0 {
+		return req, invalid("duration must be a whole number of seconds.")
+	}
+	req.Duration = d
+	return req, nil
+}
+
+// signedParams reads quoteId, nonce and signature from the query or, for
+// POST, a JSON or form body.
+func signedParams(r *http.Request) (quoteID, nonce, signature string) {
+	q := r.URL.Query()
+	quoteID, nonce, signature = q.Get("quoteId"), q.Get("nonce"), q.Get("signature")
+	if r.Method == http.MethodPost && quoteID == "" {
+		var b struct {
+			QuoteID   string          `json:"quoteId"`
+			Nonce     json.RawMessage `json:"nonce"`
+			Signature string          `json:"signature"`
+		}
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			if json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&b) == nil {
+				quoteID, signature = b.QuoteID, b.Signature
+				nonce = strings.Trim(string(b.Nonce), `"`)
+			}
+		} else if r.ParseForm() == nil {
+			quoteID, nonce, signature = r.Form.Get("quoteId"), r.Form.Get("nonce"), r.Form.Get("signature")
+		}
+	}
+	return quoteID, nonce, signature
+}
+
+var errMissingParams = sluice.Errorf(sluice.ErrInvalid, "Missing query parameters: quoteId, nonce and signature are required.")
+
+func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
+	u := s.uploads(w, r)
+	if u == nil {
+		return
+	}
+	ctx := r.Context()
+	id, nonce, sig := r.URL.Query().Get("quoteId"), r.URL.Query().Get("nonce"), r.URL.Query().Get("signature")
+	if id == "" || nonce == "" || sig == "" {
+		s.uploaderError(w, r, errMissingParams)
+		return
+	}
+	q, err := u.Quote(ctx, id)
+	if err == nil {
+		err = u.CheckSigned(ctx, q.Owner, id, nonce, sig)
+	}
+	if err == nil && q.Status != sluice.StatusWaiting {
+		if q.Expired(time.Now()) || q.Status == sluice.StatusQuoteExpired {
+			err = &sluice.Error{Kind: sluice.ErrExpired, Message: "Quote expired: ask for a new one."}
+		} else {
+			err = &sluice.Error{Kind: sluice.ErrConflict, Message: "Files already uploaded."}
+		}
+	}
+	if err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
+	files, err := s.receiveFiles(ctx, r, q)
+	if errors.Is(err, ErrBlobTooLarge) {
+		// More bytes than quoted: the quote fails with 402, nothing stored.
+		u.FailQuote(ctx, id, sluice.StatusTooLarge)
+		s.uploaderError(w, r, sluice.Errorf(sluice.ErrInvalid, "The files are larger than quoted (%d bytes): nothing was stored.", q.Total()))
+		return
+	}
+	if err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
+	if err := u.StartUpload(ctx, id, actors.StartUpload{Files: files, Nonce: nonce, Signature: sig}); err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, "File upload succeeded.")
+}
+
+// receiveFiles streams the multipart parts named file1..fileN into the
+// temporary store, never holding a whole file in memory, within the
+// quote's total length.
+func (s *Server) receiveFiles(ctx context.Context, r *http.Request, q sluice.Quote) ([]sluice.StoredFile, error) {
+	if s.cfg.Blobs == nil {
+		return nil, fmt.Errorf("%w: no temporary store", sluice.ErrUnavailable)
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, sluice.Errorf(sluice.ErrInvalid, "No file sent alongside the request: want multipart/form-data with fields file1..fileN.")
+	}
+	left := q.Total()
+	var files []sluice.StoredFile
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, sluice.Errorf(sluice.ErrInvalid, "Malformed multipart body.")
+		}
+		if part.FileName() == "" && !strings.HasPrefix(part.FormName(), "file") {
+			part.Close()
+			continue
+		}
+		if len(files) >= len(q.Lengths) {
+			return nil, sluice.Errorf(sluice.ErrInvalid, "More files than quoted (%d).", len(q.Lengths))
+		}
+		cid, n, err := s.cfg.Blobs.Put(ctx, part, left)
+		part.Close()
+		if err != nil {
+			return nil, err
+		}
+		left -= n
+		name := path.Base(part.FileName())
+		var ct *string
+		if t := part.Header.Get("Content-Type"); t != "" && t != "application/octet-stream" {
+			ct = &t
+		} else if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+			ct = &t
+		}
+		files = append(files, sluice.StoredFile{Name: name, CID: cid, Length: n, ContentType: ct})
+	}
+	if len(files) == 0 {
+		return nil, sluice.Errorf(sluice.ErrInvalid, "No file sent alongside the request.")
+	}
+	return files, nil
+}
+
+func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
+	u := s.uploads(w, r)
+	if u == nil {
+		return
+	}
+	id, _, _ := signedParams(r)
+	if id == "" {
+		s.uploaderError(w, r, sluice.Errorf(sluice.ErrInvalid, "Missing query parameters: quoteId is required."))
+		return
+	}
+	st, err := u.QuoteStatus(r.Context(), id)
+	if err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"status": st})
+}
+
+func (s *Server) getLink(w http.ResponseWriter, r *http.Request) {
+	u := s.uploads(w, r)
+	if u == nil {
+		return
+	}
+	id, nonce, sig := signedParams(r)
+	if id == "" || nonce == "" || sig == "" {
+		s.uploaderError(w, r, errMissingParams)
+		return
+	}
+	q, err := u.Quote(r.Context(), id)
+	if err == nil {
+		err = u.CheckSigned(r.Context(), q.Owner, id, nonce, sig)
+	}
+	var links json.RawMessage
+	if err == nil {
+		links, err = u.QuoteLink(r.Context(), q)
+	}
+	if err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(links)
+}
+
+// historyRow is one quote in getHistory, in the microservices' row shape.
+type historyRow struct {
+	Type            string          `json:"type"`
+	QuoteID         string          `json:"quoteId"`
+	Created         int64           `json:"created"` // Unix milliseconds
+	UserAddress     string          `json:"userAddress"`
+	Status          int             `json:"status"`
+	ChainID         json.RawMessage `json:"chainId"`
+	TokenAddress    string          `json:"tokenAddress"`
+	TokenAmount     string          `json:"tokenAmount"`
+	ApproveAddress  string          `json:"approveAddress"`
+	TransactionHash string          `json:"transactionHash,omitempty"`
+	Files           []historyFile   `json:"files,omitempty"`
+}
+
+type historyFile struct {
+	Name   string `json:"name"`
+	CID    string `json:"cid"`
+	Length int64  `json:"length"`
+}
+
+func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
+	u := s.uploads(w, r)
+	if u == nil {
+		return
+	}
+	q := r.URL.Query()
+	user, nonce, sig := q.Get("userAddress"), q.Get("nonce"), q.Get("signature")
+	if user == "" || nonce == "" || sig == "" {
+		s.uploaderError(w, r, sluice.Errorf(sluice.ErrInvalid, "Missing query parameters: userAddress, nonce and signature are required."))
+		return
+	}
+	page, size := 1, 25
+	var err error
+	if p := q.Get("page"); p != "" {
+		if page, err = strconv.Atoi(p); err != nil || page < 1 || page > math.MaxInt32 {
+			s.uploaderError(w, r, sluice.Errorf(sluice.ErrInvalid, "Invalid page: want a whole number from 1."))
+			return
+		}
+	}
+	if p := q.Get("pageSize"); p != "" {
+		if size, err = strconv.Atoi(p); err != nil || size < 1 {
+			s.uploaderError(w, r, sluice.Errorf(sluice.ErrInvalid, "Invalid pageSize: want a whole number from 1."))
+			return
+		}
+		size = min(size, maxPageSize)
+	}
+	if err := u.CheckSigned(r.Context(), user, "", nonce, sig); err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
+	typ := q.Get("storage")
+	res, err := u.History(r.Context(), user, typ, page, size)
+	if err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
+	if typ == "" {
+		typ = "all"
+	}
+	rows := make([]historyRow, 0, len(res.Quotes))
+	for _, qt := range res.Quotes {
+		row := historyRow{Type: qt.Type, QuoteID: qt.ID, Created: qt.Created.UnixMilli(), UserAddress: qt.Owner,
+			Status: qt.Status, ChainID: qt.ChainID, TokenAddress: qt.Token, TokenAmount: qt.Amount,
+			ApproveAddress: qt.Payee, TransactionHash: qt.TxHash}
+		for _, f := range qt.Files {
+			row.Files = append(row.Files, historyFile{Name: f.Name, CID: f.CID, Length: f.Length})
+		}
+		rows = append(rows, row)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"type": typ, "maxPages": res.MaxPages, "data": rows})
+}
+
+// PrivateHandler serves the private listener: microservices register and
+// pull uploaded files there.
+func (s *Server) PrivateHandler(reg *microservice.Registry) http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.observe)
+	r.Post("/register", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxQuoteBody))
+		if err != nil {
+			writeJSON(w, http.StatusRequestEntityTooLarge, "Request body too large.")
+			return
+		}
+		code, msg := reg.Register(r.Context(), body)
+		writeJSON(w, code, msg)
+	})
+	if s.cfg.BlobHandler != nil {
+		r.Handle("/ipfs/*", s.cfg.BlobHandler)
+	}
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "No such route."})
+	})
+	return stripSlash(r)
+}
