@@ -142,12 +142,7 @@ func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request) (actors.To
 	}
 	verify := s.cfg.VerifySignature
 	if verify == nil {
-		verify = func(address string, kind sluice.AddressKind, message, signature string) error {
-			if kind != sluice.AddressEthereum {
-				return sluice.Errorf(sluice.ErrInvalid, "Signed token requests need an Ethereum address on this node.")
-			}
-			return chain.VerifyPersonal(address, []byte(message), signature)
-		}
+		verify = chain.VerifyAddressSignature
 	}
 	// The signature is checked against the address as the client wrote it
 	// (base58 is case-sensitive; Ethereum is compared as bytes).

@@ -26,6 +26,12 @@ func sign(t *testing.T, msg string) (address, sig string) {
 	return crypto.PubkeyToAddress(key.PublicKey).Hex(), "0x" + hex.EncodeToString(s)
 }
 
+const (
+	btcAddress = "19qVgG8C6eXwKMMyvVegsi3xCsKyk3Z3jV"
+	btcMessage = "test message"
+	btcSig     = "HyzVUenXXo4pa+kgm1vS8PNJM83eIXFC5r0q86FGbqFcdla6rcw72/ciXiEPfjli3ENfwWuESHhv6K9esI0dl5I="
+)
+
 func TestSignedNewToken(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Stores(t)[0].Open(t), nodetest.Options{HTTP: sluicehttp.Config{RequireSignature: true}})
 	address, sig := sign(t, "I farm for Sluice")
@@ -36,6 +42,12 @@ func TestSignedNewToken(t *testing.T) {
 	if r.code != 200 || len(r.str("token")) != 32 {
 		t.Fatalf("signed /new: %d %s", r.code, r.raw)
 	}
+	r = do(t, "POST", n.API+"/new/"+btcAddress, body(btcMessage, btcSig))
+	if r.code != 200 || len(r.str("token")) != 32 {
+		t.Fatalf("signed /new for a Bitcoin address: %d %s", r.code, r.raw)
+	}
+	wantError(t, do(t, "POST", n.API+"/new/"+btcAddress, body(btcMessage, btcSig)), 400,
+		"This signed message was already used to get a token; sign a new message.")
 	for _, tc := range []struct {
 		name, method, address string
 		body                  any
@@ -51,6 +63,12 @@ func TestSignedNewToken(t *testing.T) {
 		{"not hex", "POST", address, body("I farm for Sluice", "0x"+strings.Repeat("zz", 65)), ""},
 		{"message too long", "POST", address, body(strings.Repeat("m", 1025), sig), "Please restrict your message to less than 1024 bytes."},
 		{"invalid address", "POST", "0x1234", body("I farm for Sluice", sig), ""},
+		{"replayed", "POST", address, body("I farm for Sluice", sig), "This signed message was already used to get a token; sign a new message."},
+		// Bitcoin-style addresses: the reference's verified vector.
+		{"bitcoin: wrong address", "POST", "1HSMekTxSDkwgNSnhDqNkd4RwCu4Gn69r9", body(btcMessage, btcSig), "Signature invalid."},
+		{"bitcoin: tampered message", "POST", btcAddress, body(btcMessage+"!", btcSig), "Signature invalid."},
+		{"bitcoin: wrong length", "POST", btcAddress, body(btcMessage, btcSig[:87]), ""},
+		{"bitcoin: bad base64", "POST", btcAddress, body(btcMessage, strings.Repeat("*", 88)), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantError(t, do(t, tc.method, n.API+"/new/"+tc.address, tc.body), 400, tc.msg)

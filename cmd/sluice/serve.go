@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/actors"
+	"github.com/sluicehq/sluice/geo"
 	sluicehttp "github.com/sluicehq/sluice/http"
 	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/persistence"
@@ -32,6 +33,7 @@ const (
 	eventStopping  = "node.stopping"
 	eventStopped   = "node.stopped"
 	eventStore     = "node.store"
+	eventGeoIP     = "node.geoip"
 )
 
 type serveConfig struct {
@@ -58,6 +60,7 @@ type serveConfig struct {
 	ipHashSecret     string
 	whitelist        bool
 	minBalance       *big.Int
+	geoipDB          string
 }
 
 func parseServe(args []string, out io.Writer) (serveConfig, error) {
@@ -85,6 +88,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	secret := fs.String("ip-hash-secret", "", "key of the farmers' ip_hash; empty keeps a random key in the store")
 	wl := fs.Bool("whitelist", false, "allow tokens only for whitelisted addresses (import with sluice whitelist import)")
 	minBal := fs.String("whitelist-min-balance", "10000", "least balance a whitelisted address needs")
+	geoipDB := fs.String("geoip-db", "", "path of a MaxMind GeoLite2-City database; empty: farmer locations are null")
 	if err := fs.FlagSet.Parse(args); err != nil {
 		return serveConfig{}, err
 	}
@@ -93,7 +97,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 		requireSignature: *reqSig, interval: *interval, challenges: *challenges, chunkSizes: *sizes,
 		chunksPerRequest: *perReq, maxPerAddress: *perAddr, defaultChunk: *defChunk, maxBody: *maxBody,
 		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown,
-		maxTokensPerIP: *perIP, tokenBurst: *burst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl,
+		maxTokensPerIP: *perIP, tokenBurst: *burst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl, geoipDB: *geoipDB,
 	}
 	var errs []error
 	var err error
@@ -206,6 +210,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	writer := persistence.NewWriter(st, persistence.WriterOptions{Observe: m.ObserveBatch, Flushers: flushers(c)})
 	defer writer.Close()
 
+	var locator actors.Locator
+	if c.geoipDB == "" {
+		log.Warn(eventGeoIP, zap.String("detail", "no GeoIP database configured (--geoip-db): farmer locations will be null"))
+	} else {
+		db, err := geo.Open(c.geoipDB)
+		if err != nil {
+			return fmt.Errorf("--geoip-db: %w", err)
+		}
+		defer db.Close()
+		locator = db
+	}
+
 	// Listen first, so health checks answer while the engine recovers.
 	srv := sluicehttp.New(sluicehttp.Config{
 		RequireSignature: c.requireSignature,
@@ -242,6 +258,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		IPHashKey:           []byte(c.ipHashSecret),
 		Whitelist:           c.whitelist,
 		MinBalance:          c.minBalance,
+		Locator:             locator,
 	}, st, writer, m, log)
 	if err != nil {
 		_ = hs.Close()
