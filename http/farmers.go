@@ -1,8 +1,11 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -31,6 +34,7 @@ func (s *Server) farmerRoutes(r chi.Router) {
 	r.Delete("/token/{token}", s.deleteToken)
 	r.Get("/chunk/{token}", s.chunks)
 	r.Get("/chunk/{token}/{size}", s.chunks)
+	r.Get("/chunk/{token}/{file_hash}/data", s.chunkData)
 	r.Get("/challenge/{token}", s.challenges)
 	r.Post("/challenge/{token}", s.challenges)
 	r.Get("/challenge/{token}/{file_hash}", s.challenge)
@@ -232,8 +236,13 @@ func (s *Server) chunks(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	items := make([]chunkItem, 0, len(cs))
 	for _, c := range cs {
-		items = append(items, chunkItem{FileHash: c.FileHash, Size: c.Size, Seed: c.Seed, URL: c.URL,
-			Challenge: c.Challenge, Tag: c.Tag, Due: dueIn(c.Due, now)})
+		item := chunkItem{FileHash: c.FileHash, Size: c.Size, Seed: c.Seed,
+			Challenge: c.Challenge, Tag: c.Tag, Due: dueIn(c.Due, now)}
+		if c.Source != "" {
+			// Uploaded data: the farmer downloads it with its own token.
+			item.URL = "/api/downstream/v1/chunk/" + raw.String() + "/" + c.FileHash.String() + "/data"
+		}
+		items = append(items, item)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"chunks": items})
 }
@@ -473,4 +482,53 @@ func (s *Server) answers(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"report": report})
+}
+
+// ChunkSources is implemented by an engine that stores uploads on farmers.
+type ChunkSources interface {
+	ChunkSource(ctx context.Context, raw sluice.RawToken, h sluice.FileHash) (cid string, offset, size int64, err error)
+}
+
+// BlobOpener opens stored files by CID.
+type BlobOpener interface {
+	Open(cid string) (actors.BlobFile, int64, error)
+}
+
+// chunkData serves the bytes of an uploaded chunk to a farmer holding a
+// live contract on it.
+func (s *Server) chunkData(w http.ResponseWriter, r *http.Request) {
+	e := s.engine(w, r)
+	if e == nil {
+		return
+	}
+	src, ok := e.(ChunkSources)
+	opener, ok2 := s.cfg.Blobs.(BlobOpener)
+	if !ok || !ok2 {
+		s.writeError(w, r, sluice.ErrContractNotFound)
+		return
+	}
+	raw, err := token(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h, err := sluice.ParseFileHash(chi.URLParam(r, "file_hash"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	cid, off, size, err := src.ChunkSource(r.Context(), raw, h)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f, _, err := opener.Open(cid)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("%w: the chunk's file is gone: %v", sluice.ErrUnavailable, err))
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	io.Copy(w, io.NewSectionReader(f, off, size))
 }

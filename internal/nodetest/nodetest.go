@@ -16,6 +16,8 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/actors"
+	"github.com/sluicehq/sluice/blobstore"
+	"github.com/sluicehq/sluice/internal/blobs"
 	sluicehttp "github.com/sluicehq/sluice/http"
 	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/persistence"
@@ -81,6 +83,14 @@ func Start(t *testing.T, store actors.Store, opt Options) *Node {
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	m := metrics.New()
+	bs, err := blobstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatalf("open blob store: %v", err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	ad := blobs.Adapter{Store: bs}
+	opt.Engine.Uploads.Blobs = ad
+	opt.HTTP.Blobs, opt.HTTP.BlobHandler = ad, bs.Handler("/ipfs/")
 	w := persistence.NewWriter(store, persistence.WriterOptions{Observe: m.ObserveBatch})
 	e, err := actors.Start(context.Background(), opt.Engine, store, w, m, log)
 	if err != nil {

@@ -1,0 +1,327 @@
+// Package blobstore is the node's temporary content-addressed store for
+// uploaded files: each file is kept on local disk under its CID (CIDv1, raw
+// codec, sha2-256) until the storage backend has it and a retention period
+// has passed, and is served to microservices over HTTP as an IPFS gateway
+// would (GET /ipfs/{cid}).
+//
+// Layout under the store's directory:
+//
+//	blobs/<cid>   one file per blob, named by its CID's string form
+//	tmp/          uploads in progress; emptied by Open (crash leftovers)
+//
+// A blob is written to tmp while it is hashed, fsynced, renamed into blobs
+// and the directory fsynced, so a Put that returned survives a crash and a
+// blob never appears half-written.
+//
+// Retention (Release) is scheduled in memory with one timer per blob; the
+// store keeps no schedule on disk. After a restart the owner of the
+// retention policy re-issues Release for the blobs it still tracks and uses
+// List to find, and Remove, the ones it no longer does.
+package blobstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice"
+)
+
+var (
+	// ErrTooLarge is wrapped by Put when the input is longer than its limit.
+	ErrTooLarge = errors.New("blob too large")
+	// ErrNotFound is wrapped by Open when the store has no such blob. It
+	// is of the domain kind sluice.ErrNotFound.
+	ErrNotFound = fmt.Errorf("blob %w", sluice.ErrNotFound)
+)
+
+// copyBufferSize is the one buffer a Put streams through: the memory a Put
+// holds whatever the file's size.
+const copyBufferSize = 256 << 10
+
+var copyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, copyBufferSize)
+	return &b
+}}
+
+// Store is a directory of blobs named by CID. Its methods are safe for
+// concurrent use.
+type Store struct {
+	blobs string // dir/blobs
+	tmp   string // dir/tmp
+
+	// mu serialises the changes to the blobs directory (rename in, remove)
+	// with the pending releases, so a release that fires cannot remove a
+	// blob that a concurrent Put has just stored again.
+	mu      sync.Mutex
+	pending map[CID]*release
+	closed  bool
+}
+
+// release is one scheduled removal. Its identity tells a timer that fires
+// whether it is still the current release of its CID.
+type release struct {
+	timer *time.Timer
+}
+
+// Open opens the store in dir, creating dir/blobs and dir/tmp if needed, and
+// deletes whatever dir/tmp holds: uploads a crash interrupted, never
+// acknowledged.
+func Open(dir string) (*Store, error) {
+	s := &Store{
+		blobs:   filepath.Join(dir, "blobs"),
+		tmp:     filepath.Join(dir, "tmp"),
+		pending: make(map[CID]*release),
+	}
+	for _, d := range []string{s.blobs, s.tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("blobstore: open: %w", err)
+		}
+	}
+	leftovers, err := os.ReadDir(s.tmp)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: open: %w", err)
+	}
+	for _, e := range leftovers {
+		if err := os.RemoveAll(filepath.Join(s.tmp, e.Name())); err != nil {
+			return nil, fmt.Errorf("blobstore: open: clean tmp: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Put stores what r yields and returns its CID and length. It streams r
+// through one fixed buffer into a temporary file while hashing it, so memory
+// does not grow with the size; the blob is durable when Put returns.
+//
+// A limit of zero or more is the most bytes accepted: if r yields more, Put
+// stops reading and returns an error wrapping ErrTooLarge. A negative limit
+// means no limit. Whenever Put fails nothing is stored and the temporary
+// file is gone.
+//
+// ctx is checked before every read of r: cancelling it ends the copy with
+// ctx's error. A read that blocks is not interrupted; a request body is
+// unblocked by the server when the request's context ends.
+//
+// Putting a blob the store already has is not an error (the content is the
+// same); it cancels a pending Release of that CID, since someone needs the
+// blob again.
+func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (CID, int64, error) {
+	f, err := os.CreateTemp(s.tmp, "put-*")
+	if err != nil {
+		return CID{}, 0, fmt.Errorf("blobstore: put: %w", err)
+	}
+	tmp := f.Name()
+	stored := false
+	defer func() {
+		if !stored {
+			_ = f.Close() // may already be closed; the error is of no use
+			_ = os.Remove(tmp)
+		}
+	}()
+
+	h := sha256.New()
+	src := &guardedReader{ctx: ctx, r: r, limit: limit}
+	buf := copyBuffers.Get().(*[]byte)
+	// io.MultiWriter and guardedReader hide *os.File's ReadFrom and any
+	// WriteTo of r, so the copy goes through buf and through the hash.
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, *buf)
+	copyBuffers.Put(buf)
+	if err != nil {
+		return CID{}, 0, fmt.Errorf("blobstore: put: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return CID{}, 0, fmt.Errorf("blobstore: put: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return CID{}, 0, fmt.Errorf("blobstore: put: %w", err)
+	}
+
+	var c CID
+	h.Sum(c[:0])
+	s.mu.Lock()
+	// Renaming over an existing blob replaces it atomically with the same
+	// bytes, so a duplicate needs no special case.
+	err = os.Rename(tmp, s.Path(c))
+	if err == nil {
+		s.cancelLocked(c)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return CID{}, 0, fmt.Errorf("blobstore: put: %w", err)
+	}
+	stored = true
+	if err := syncDir(s.blobs); err != nil {
+		// The blob is in place but its name may not survive a crash; the
+		// caller must not acknowledge it, so report the failure.
+		return CID{}, 0, fmt.Errorf("blobstore: put: sync %s: %w", s.blobs, err)
+	}
+	return c, n, nil
+}
+
+// guardedReader checks ctx before each read and stops one byte past limit.
+type guardedReader struct {
+	ctx   context.Context
+	r     io.Reader
+	limit int64 // negative: none
+	n     int64 // bytes read so far
+}
+
+func (g *guardedReader) Read(p []byte) (int, error) {
+	if err := g.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if g.limit >= 0 {
+		// Read at most one byte beyond the limit: enough to know. (Written
+		// so that a limit of math.MaxInt64 cannot overflow.)
+		if left := g.limit - g.n; left < int64(len(p))-1 {
+			p = p[:left+1]
+		}
+	}
+	n, err := g.r.Read(p)
+	g.n += int64(n)
+	if g.limit >= 0 && g.n > g.limit {
+		return n, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, g.limit)
+	}
+	return n, err
+}
+
+// syncDir fsyncs a directory so the names it holds are durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Open opens the blob c for reading and returns it with its size. The
+// caller closes the file. A missing blob is an error wrapping ErrNotFound.
+// An open file stays readable even if the blob is removed meanwhile.
+func (s *Store) Open(c CID) (*os.File, int64, error) {
+	f, err := os.Open(s.Path(c))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, c)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("blobstore: open %s: %w", c, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, 0, fmt.Errorf("blobstore: open %s: %w", c, err)
+	}
+	return f, fi.Size(), nil
+}
+
+// Has reports whether the store holds the blob c.
+func (s *Store) Has(c CID) bool {
+	_, err := os.Stat(s.Path(c))
+	return err == nil
+}
+
+// Remove deletes the blob c now and cancels its pending release, if any.
+// Removing a blob the store does not have is not an error.
+func (s *Store) Remove(c CID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cancelLocked(c)
+	if err := os.Remove(s.Path(c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blobstore: remove %s: %w", c, err)
+	}
+	return nil
+}
+
+// Path returns the file name of the blob c, whether or not it exists.
+func (s *Store) Path(c CID) string {
+	return filepath.Join(s.blobs, c.String())
+}
+
+// List returns the CIDs of all stored blobs, in the order of their string
+// forms. Files in the blobs directory that are not named by a CID are
+// skipped.
+func (s *Store) List() ([]CID, error) {
+	entries, err := os.ReadDir(s.blobs)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: list: %w", err)
+	}
+	cids := make([]CID, 0, len(entries))
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if c, err := ParseCID(e.Name()); err == nil {
+			cids = append(cids, c)
+		}
+	}
+	return cids, nil
+}
+
+// Release schedules the removal of blob c once after has passed: the
+// retention period after the storage backend reported the upload done. It
+// arms one timer per call; a later Release of the same CID replaces the
+// pending one, and Put or Remove of that CID cancels it.
+//
+// The schedule lives in memory only. After a restart the caller must issue
+// Release again for every blob it still tracks, and can use List to find
+// (and Remove) blobs it no longer tracks. Release after Close does nothing.
+//
+// A removal that fails when the timer fires is not retried; the blob is
+// left for that start-up reconciliation.
+func (s *Store) Release(c CID, after time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.cancelLocked(c)
+	rel := &release{}
+	rel.timer = time.AfterFunc(after, func() { s.expire(c, rel) })
+	s.pending[c] = rel
+}
+
+// expire runs on rel's timer: it removes c unless rel was cancelled or
+// replaced meanwhile (a timer that already fired cannot be stopped, so the
+// check happens here, under the lock).
+func (s *Store) expire(c CID, rel *release) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.pending[c] != rel {
+		return
+	}
+	delete(s.pending, c)
+	_ = os.Remove(s.Path(c)) // see Release: failures wait for reconciliation
+}
+
+// cancelLocked stops c's pending release. s.mu must be held.
+func (s *Store) cancelLocked(c CID) {
+	if rel := s.pending[c]; rel != nil {
+		rel.timer.Stop()
+		delete(s.pending, c)
+	}
+}
+
+// Close cancels every pending release; no blob is removed by a release
+// after Close returns. Blobs stay on disk, and Put, Open and Remove keep
+// working. Close always returns nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c, rel := range s.pending {
+		rel.timer.Stop()
+		delete(s.pending, c)
+	}
+	return nil
+}

@@ -1,0 +1,161 @@
+package farmer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/accounts"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/actors"
+	"github.com/sluicehq/sluice/farmer"
+	"github.com/sluicehq/sluice/internal/nodetest"
+)
+
+// user is an uploader client signing requests as @oceanprotocol/uploader
+// does: EIP-191 over "0x" + sha256hex(quoteId + nonce).
+type user struct {
+	t     *testing.T
+	key   *ecdsa.PrivateKey
+	addr  string
+	nonce int64
+}
+
+func newUser(t *testing.T) *user {
+	key, _ := crypto.GenerateKey()
+	return &user{t: t, key: key, addr: crypto.PubkeyToAddress(key.PublicKey).Hex(), nonce: time.Now().Unix()}
+}
+
+func (u *user) sign(quoteID string) (nonce, sig string) {
+	u.nonce++
+	nonce = strconv.FormatInt(u.nonce, 10)
+	s, err := crypto.Sign(accounts.TextHash([]byte(sluice.SignedMessage(quoteID, nonce))), u.key)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	s[64] += 27
+	return nonce, "0x" + hex.EncodeToString(s)
+}
+
+func jsonCall(t *testing.T, method, url string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d %q", method, url, res.StatusCode, raw)
+		}
+	}
+	return res.StatusCode
+}
+
+// TestUploadStoredOnFarmers takes an upload on the built-in storage type
+// end to end: quote, upload, two real farmers take its chunks and prove
+// them, status 400, link, and the file served back byte for byte.
+func TestUploadStoredOnFarmers(t *testing.T) {
+	for _, s := range nodetest.Stores(t) {
+		t.Run(s.Name, func(t *testing.T) {
+			n := nodetest.Start(t, s.Open(t), nodetest.Options{Engine: actors.Config{
+				Terms:   sluice.Terms{Interval: time.Second, Challenges: 256},
+				Uploads: actors.UploadConfig{Redundancy: 2, ChunkSize: 64 << 10},
+			}})
+			u := newUser(t)
+			file := make([]byte, 200<<10+123) // four chunks, the last one short
+			rand.Read(file)
+
+			var q struct {
+				QuoteID, TokenAmount, ApproveAddress, TokenAddress string
+				ChainID                                            any
+			}
+			code := jsonCall(t, "POST", n.URL+"/getQuote", map[string]any{
+				"type": "sluice", "files": []any{map[string]int{"length": len(file)}}, "duration": 3600,
+				"payment": map[string]any{"chainId": "1337", "tokenAddress": "0x0000000000000000000000000000000000000000"},
+				"userAddress": u.addr}, &q)
+			if code != 201 || q.QuoteID == "" || q.TokenAmount != "0" || q.ChainID != "1337" {
+				t.Fatalf("getQuote: %d %+v", code, q)
+			}
+
+			var body bytes.Buffer
+			mw := multipart.NewWriter(&body)
+			fw, _ := mw.CreateFormFile("file1", "data.bin")
+			fw.Write(file)
+			mw.Close()
+			nonce, sig := u.sign(q.QuoteID)
+			res, err := http.Post(fmt.Sprintf("%s/upload?quoteId=%s&nonce=%s&signature=%s", n.URL, q.QuoteID, nonce, sig), mw.FormDataContentType(), &body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || string(bytes.TrimSpace(msg)) != `"File upload succeeded."` {
+				t.Fatalf("upload: %d %s", res.StatusCode, msg)
+			}
+
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 2)
+			for i := range 2 {
+				go func() {
+					done <- farmer.Run(ctx, farmer.Config{Node: n.URL, Address: fmt.Sprintf("0x%040x", i+1),
+						Size: 512 << 10, Dir: t.TempDir(), BatchWindow: 20 * time.Millisecond})
+				}()
+			}
+			defer func() {
+				cancel()
+				for range 2 {
+					<-done
+				}
+			}()
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				var st struct{ Status int }
+				jsonCall(t, "GET", n.URL+"/getStatus?quoteId="+q.QuoteID, nil, &st)
+				if st.Status == sluice.StatusDone {
+					break
+				}
+				if st.Status != sluice.StatusPaymentPulled && st.Status != sluice.StatusUploading || time.Now().After(deadline) {
+					t.Fatalf("status %d, want 300 then 400", st.Status)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+
+			nonce, sig = u.sign(q.QuoteID)
+			var links []struct{ Type, CID string }
+			if code := jsonCall(t, "GET", n.URL+"/getLink?"+url.Values{"quoteId": {q.QuoteID}, "nonce": {nonce}, "signature": {sig}}.Encode(), nil, &links); code != 200 || len(links) != 1 || links[0].Type != "sluice" {
+				t.Fatalf("getLink: %d %+v", code, links)
+			}
+			res, err = http.Get(n.URL + "/ipfs/" + links[0].CID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if !bytes.Equal(back, file) {
+				t.Fatalf("served back %d bytes, not the %d uploaded", len(back), len(file))
+			}
+		})
+	}
+}

@@ -1,0 +1,45 @@
+// Package blobs adapts the temporary content-addressed store to the string
+// CIDs the engine and the HTTP layer use.
+package blobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/actors"
+	"github.com/sluicehq/sluice/blobstore"
+	sluicehttp "github.com/sluicehq/sluice/http"
+)
+
+// Adapter wraps a blobstore.Store.
+type Adapter struct {
+	Store *blobstore.Store
+}
+
+// Put stores r, within limit bytes.
+func (a Adapter) Put(ctx context.Context, r io.Reader, limit int64) (string, int64, error) {
+	c, n, err := a.Store.Put(ctx, r, limit)
+	if errors.Is(err, blobstore.ErrTooLarge) {
+		return "", n, fmt.Errorf("%w: %v", sluicehttp.ErrBlobTooLarge, err)
+	}
+	if err != nil {
+		return "", n, fmt.Errorf("%w: store the upload: %v", sluice.ErrUnavailable, err)
+	}
+	return c.String(), n, nil
+}
+
+// Open opens a stored file by its CID.
+func (a Adapter) Open(cid string) (actors.BlobFile, int64, error) {
+	c, err := blobstore.ParseCID(cid)
+	if err != nil {
+		return nil, 0, err
+	}
+	f, n, err := a.Store.Open(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	return f, n, nil
+}
