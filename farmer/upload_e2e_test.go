@@ -93,7 +93,7 @@ func TestUploadStoredOnFarmers(t *testing.T) {
 			}
 			code := jsonCall(t, "POST", n.URL+"/getQuote", map[string]any{
 				"type": "sluice", "files": []any{map[string]int{"length": len(file)}}, "duration": 3600,
-				"payment": map[string]any{"chainId": "1337", "tokenAddress": "0x0000000000000000000000000000000000000000"},
+				"payment":     map[string]any{"chainId": "1337", "tokenAddress": "0x0000000000000000000000000000000000000000"},
 				"userAddress": u.addr}, &q)
 			if code != 201 || q.QuoteID == "" || q.TokenAmount != "0" || q.ChainID != "1337" {
 				t.Fatalf("getQuote: %d %+v", code, q)
