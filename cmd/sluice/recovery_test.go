@@ -54,11 +54,19 @@ type process struct {
 	logs *bytes.Buffer
 }
 
+// uploadDir is one upload directory per test, shared by its restarts.
+var uploadDirs sync.Map
+
+func uploadDir(t *testing.T) string {
+	d, _ := uploadDirs.LoadOrStore(t.Name(), t.TempDir())
+	return d.(string)
+}
+
 // startServe runs the binary and waits (bounded) until it says it is ready.
 func startServe(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--private-listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "SLUICE_UPLOAD_DIR="+uploadDir(t)), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

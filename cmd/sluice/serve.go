@@ -9,17 +9,22 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"go.uber.org/zap"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/actors"
+	"github.com/sluicehq/sluice/blobstore"
 	"github.com/sluicehq/sluice/geo"
 	sluicehttp "github.com/sluicehq/sluice/http"
+	sluiceblobs "github.com/sluicehq/sluice/internal/blobs"
 	"github.com/sluicehq/sluice/metrics"
+	"github.com/sluicehq/sluice/microservice"
 	"github.com/sluicehq/sluice/persistence"
 	"github.com/sluicehq/sluice/persistence/embedded"
 	"github.com/sluicehq/sluice/persistence/postgres"
@@ -34,6 +39,7 @@ const (
 	eventStopped   = "node.stopped"
 	eventStore     = "node.store"
 	eventGeoIP     = "node.geoip"
+	eventRegistry  = "node.registry"
 )
 
 type serveConfig struct {
@@ -61,6 +67,15 @@ type serveConfig struct {
 	whitelist        bool
 	minBalance       *big.Int
 	geoipDB          string
+	privateListen    string
+	uploadDir        string
+	quoteTTL         time.Duration
+	storageTTL       time.Duration
+	registerSigners  []common.Address
+	builtinType      string
+	redundancy       int
+	uploadChunk      int64
+	uploadRate       *big.Rat
 }
 
 func parseServe(args []string, out io.Writer) (serveConfig, error) {
@@ -89,6 +104,15 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	wl := fs.Bool("whitelist", false, "allow tokens only for whitelisted addresses (import with sluice whitelist import)")
 	minBal := fs.String("whitelist-min-balance", "10000", "least balance a whitelisted address needs")
 	geoipDB := fs.String("geoip-db", "", "path of a MaxMind GeoLite2-City database; empty: farmer locations are null")
+	private := fs.String("private-listen", "127.0.0.1:8001", "address of the private listener (microservices register and fetch files there)")
+	uploadDir := fs.String("upload-dir", "", "directory of uploaded files (default: uploads/ in --data-dir)")
+	quoteTTL := fs.Duration("quote-ttl", 30*time.Minute, "how long an unpaid quote lasts")
+	storageTTL := fs.Duration("storage-ttl", 10*time.Minute, "how long a microservice registration lasts without renewal")
+	signers := fs.String("register-signers", "", "comma-separated Ethereum addresses allowed to register microservices")
+	builtin := fs.String("builtin-type", "sluice", "name of the storage type backed by the farmer network")
+	redundancy := fs.Int("upload-redundancy", 2, "farmers that must prove each chunk of an upload before it is done")
+	uploadChunk := fs.Bytes("upload-chunk-size", 1<<20, "size uploads are cut into for farmers")
+	upRate := fs.String("upload-rate", "0", "built-in type price in token units per byte per second of storage, e.g. 1/1000 (0: free)")
 	if err := fs.FlagSet.Parse(args); err != nil {
 		return serveConfig{}, err
 	}
@@ -98,6 +122,8 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 		chunksPerRequest: *perReq, maxPerAddress: *perAddr, defaultChunk: *defChunk, maxBody: *maxBody,
 		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown,
 		maxTokensPerIP: *perIP, tokenBurst: *burst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl, geoipDB: *geoipDB,
+		privateListen: *private, uploadDir: *uploadDir, quoteTTL: *quoteTTL, storageTTL: *storageTTL,
+		builtinType: *builtin, redundancy: *redundancy, uploadChunk: *uploadChunk,
 	}
 	var errs []error
 	var err error
@@ -106,6 +132,23 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	}
 	if c.tokenRate, err = strconv.ParseFloat(*rate, 64); err != nil || c.tokenRate < 0 {
 		errs = append(errs, fmt.Errorf("--token-rate %q: want a number ≥ 0", *rate))
+	}
+	for _, a := range strings.Split(*signers, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if !common.IsHexAddress(a) {
+			errs = append(errs, fmt.Errorf("--register-signers: %q is not an Ethereum address", a))
+			continue
+		}
+		c.registerSigners = append(c.registerSigners, common.HexToAddress(a))
+	}
+	var okRate bool
+	if c.uploadRate, okRate = new(big.Rat).SetString(*upRate); !okRate || c.uploadRate.Sign() < 0 {
+		errs = append(errs, fmt.Errorf("--upload-rate %q: want a number ≥ 0 such as 0.001 or 1/1000", *upRate))
+	}
+	if c.uploadDir == "" {
+		c.uploadDir = filepath.Join(c.dataDir, "uploads")
 	}
 	var ok bool
 	if c.minBalance, ok = new(big.Int).SetString(*minBal, 10); !ok || c.minBalance.Sign() < 0 {
@@ -150,6 +193,15 @@ func (c serveConfig) validate() error {
 	}
 	if c.statusRefresh < 100*time.Millisecond {
 		errs = append(errs, errors.New("--status-refresh: want at least 100ms"))
+	}
+	if c.redundancy < 1 {
+		errs = append(errs, errors.New("--upload-redundancy: want at least 1"))
+	}
+	if c.uploadChunk < 1024 || c.uploadChunk > 64<<20 {
+		errs = append(errs, errors.New("--upload-chunk-size: want 1KiB to 64MiB"))
+	}
+	if c.quoteTTL < time.Second || c.storageTTL < time.Second {
+		errs = append(errs, errors.New("--quote-ttl and --storage-ttl: want at least 1s"))
 	}
 	if c.databaseURL == "" && c.dataDir == "" {
 		errs = append(errs, errors.New("set --database-url or --data-dir"))
@@ -222,12 +274,30 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		locator = db
 	}
 
+	blobs, err := blobstore.Open(c.uploadDir)
+	if err != nil {
+		return fmt.Errorf("open the upload directory: %w", err)
+	}
+	defer blobs.Close()
+	blobAdapter := sluiceblobs.Adapter{Store: blobs}
+	registry, err := microservice.NewRegistry(ctx, st, microservice.RegistryConfig{
+		TTL: c.storageTTL, Allowed: c.registerSigners, Reserved: []string{c.builtinType}, Log: log})
+	if err != nil {
+		return err
+	}
+	defer registry.Close()
+	if len(c.registerSigners) == 0 {
+		log.Warn(eventRegistry, zap.String("detail", "no --register-signers: no microservice can register"))
+	}
+
 	// Listen first, so health checks answer while the engine recovers.
 	srv := sluicehttp.New(sluicehttp.Config{
 		RequireSignature: c.requireSignature,
 		DefaultChunkSize: c.defaultChunk,
 		MaxBody:          c.maxBody,
 		TrustedProxies:   c.trustedProxies,
+		Blobs:            blobAdapter,
+		BlobHandler:      blobs.Handler("/ipfs/"),
 	}, m, log)
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
@@ -241,9 +311,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	serveErr := make(chan error, 1)
+	pln, err := net.Listen("tcp", c.privateListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on %s (private): %w", c.privateListen, err)
+	}
+	phs := &http.Server{Handler: srv.PrivateHandler(registry), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info(eventListening, zap.String("addr", ln.Addr().String()))
+	go func() { serveErr <- phs.Serve(pln) }()
+	log.Info(eventListening, zap.String("addr", ln.Addr().String()), zap.String("private_addr", pln.Addr().String()))
 
 	engine, err := actors.Start(ctx, actors.Config{
 		Terms:               sluice.Terms{Interval: c.interval, Challenges: c.challenges},
@@ -259,9 +336,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Whitelist:           c.whitelist,
 		MinBalance:          c.minBalance,
 		Locator:             locator,
+		Uploads: actors.UploadConfig{
+			QuoteTTL: c.quoteTTL, Builtin: c.builtinType, Rate: c.uploadRate, Redundancy: c.redundancy,
+			ChunkSize: c.uploadChunk, Blobs: blobAdapter, Registry: registry,
+			Client: &microservice.Client{Timeout: 30 * time.Second},
+		},
 	}, st, writer, m, log)
 	if err != nil {
 		_ = hs.Close()
+		_ = phs.Close()
 		return fmt.Errorf("start engine: %w", err)
 	}
 	srv.SetFarmers(engine)
@@ -281,6 +364,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn(eventStopping, zap.Error(err))
+	}
+	if err := phs.Shutdown(sctx); err != nil {
 		log.Warn(eventStopping, zap.Error(err))
 	}
 	engine.Stop()
