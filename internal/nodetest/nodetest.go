@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/blobstore"
 	sluicehttp "github.com/sluicehq/sluice/http"
 	"github.com/sluicehq/sluice/internal/blobs"
+	"github.com/sluicehq/sluice/microservice"
 	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/persistence"
 	"github.com/sluicehq/sluice/persistence/embedded"
@@ -64,11 +66,14 @@ type Options struct {
 	HTTP   sluicehttp.Config
 	// Listen is the listener's address; empty means 127.0.0.1:0.
 	Listen string
+	// RegisterSigners may register microservices on the private listener.
+	RegisterSigners []common.Address
 }
 
 // Node is a running node.
 type Node struct {
 	URL     string // server root, no trailing slash
+	Private string // private listener root
 	API     string // URL + /api/downstream/v1
 	Engine  *actors.Engine
 	Metrics *metrics.Set
@@ -91,6 +96,16 @@ func Start(t *testing.T, store actors.Store, opt Options) *Node {
 	ad := blobs.Adapter{Store: bs}
 	opt.Engine.Uploads.Blobs = ad
 	opt.HTTP.Blobs, opt.HTTP.BlobHandler = ad, bs.Handler("/ipfs/")
+	reg, err := microservice.NewRegistry(context.Background(), store, microservice.RegistryConfig{
+		Allowed: opt.RegisterSigners, Reserved: []string{"sluice"}})
+	if err != nil {
+		t.Fatalf("registry: %v", err)
+	}
+	t.Cleanup(reg.Close)
+	opt.Engine.Uploads.Registry = reg
+	if opt.Engine.Uploads.Client == nil {
+		opt.Engine.Uploads.Client = &microservice.Client{Timeout: 5 * time.Second}
+	}
 	w := persistence.NewWriter(store, persistence.WriterOptions{Observe: m.ObserveBatch})
 	e, err := actors.Start(context.Background(), opt.Engine, store, w, m, log)
 	if err != nil {
@@ -108,13 +123,15 @@ func Start(t *testing.T, store actors.Store, opt Options) *Node {
 		hs.Listener = ln
 	}
 	hs.Start()
+	private := httptest.NewServer(srv.PrivateHandler(reg))
+	t.Cleanup(private.Close)
 	t.Cleanup(func() {
 		hs.Close()
 		e.Stop()
 		w.Close()
 		store.Close()
 	})
-	return &Node{URL: hs.URL, API: hs.URL + "/api/downstream/v1", Engine: e, Metrics: m, Store: store}
+	return &Node{URL: hs.URL, Private: private.URL, API: hs.URL + "/api/downstream/v1", Engine: e, Metrics: m, Store: store}
 }
 
 // The engine serves both APIs.
