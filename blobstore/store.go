@@ -132,6 +132,9 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (CID, int64, 
 	buf := copyBuffers.Get().(*[]byte)
 	// io.MultiWriter and guardedReader hide *os.File's ReadFrom and any
 	// WriteTo of r, so the copy goes through buf and through the hash.
+	// Hashing and writing run in turn, not overlapped: a second goroutine
+	// gained about 10% on a 256 MiB benchmark, where fsync and SHA-256
+	// dominate, and uploads arrive far slower than either.
 	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, *buf)
 	copyBuffers.Put(buf)
 	if err != nil {

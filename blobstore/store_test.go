@@ -10,9 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/sluicehq/sluice"
 )
 
 // stream yields n pseudo-random bytes determined by seed, generated on the
@@ -491,4 +494,62 @@ func TestCloseCancelsReleases(t *testing.T) {
 			t.Errorf("Has(b): got false, want true")
 		}
 	})
+}
+
+// TestErrorKinds checks that the store's errors carry the domain kinds the
+// HTTP layer maps to status codes.
+func TestErrorKinds(t *testing.T) {
+	s, _ := openStore(t)
+	if _, _, err := s.Open(Sum([]byte("absent"))); !errors.Is(err, sluice.ErrNotFound) {
+		t.Errorf("Open of a missing blob: got %v, want kind sluice.ErrNotFound", err)
+	}
+	if _, err := ParseCID("Qm"); !errors.Is(err, sluice.ErrInvalid) {
+		t.Errorf("ParseCID: got %v, want kind sluice.ErrInvalid", err)
+	}
+}
+
+// TestConcurrent races Puts of the same and of different content with
+// Release, Remove, Open and List; run it with -race. Whatever the
+// interleaving, no operation fails and tmp ends empty.
+func TestConcurrent(t *testing.T) {
+	s, dir := openStore(t)
+	const workers = 8
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range 20 {
+				seed := byte(i % 3) // shared content across workers
+				if w%2 == 1 {
+					seed = byte(100 + w) // own content
+				}
+				c, _, err := s.Put(context.Background(), stream(seed, 300<<10), -1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				switch i % 4 {
+				case 0:
+					s.Release(c, time.Millisecond)
+				case 1:
+					if err := s.Remove(c); err != nil {
+						t.Error(err)
+					}
+				case 2:
+					if f, _, err := s.Open(c); err == nil {
+						_ = f.Close()
+					} else if !errors.Is(err, ErrNotFound) {
+						t.Error(err)
+					}
+				case 3:
+					if _, err := s.List(); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := names(t, filepath.Join(dir, "tmp")); len(got) != 0 {
+		t.Errorf("tmp: got %v, want empty", got)
+	}
 }

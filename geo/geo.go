@@ -2,8 +2,8 @@
 // statistics: city, country, state, postal code and coordinates, read from a
 // MaxMind GeoLite2-City (or GeoIP2-City) database.
 //
-// The database is optional. Without one, callers use [None], and every
-// location is null.
+// [DB] satisfies actors.Locator. The database is optional: without one the
+// engine is given no Locator, and every location is null.
 package geo
 
 import (
@@ -19,29 +19,11 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// Location is where an IP address is, as the statistics report it (the
-// domain's type). A field is nil (JSON null) when the database has no value
-// for it.
-type Location = sluice.Location
-
-// Locator finds the location of an IP address. A nil result means that no
-// location is known (JSON null). Implementations are safe for concurrent use.
-type Locator interface {
-	Locate(ip netip.Addr) *Location
-}
-
-// None is the Locator used when no database is configured: it knows no
-// location.
-type None struct{}
-
-// Locate returns nil.
-func (None) Locate(netip.Addr) *Location { return nil }
-
 // ErrNotCityDatabase is returned by [Open] for a MaxMind database that has no
 // city-level data, such as GeoLite2-Country or GeoLite2-ASN.
 var ErrNotCityDatabase = errors.New("not a City database")
 
-// DB is a Locator backed by a MaxMind City database. It is safe for
+// DB finds locations in a MaxMind City database. It is safe for
 // concurrent use, including Close while lookups are running.
 type DB struct {
 	// mu guards r against Close: the reader memory-maps the file, and
@@ -50,8 +32,6 @@ type DB struct {
 	mu sync.RWMutex
 	r  *geoip2.Reader // nil once closed
 }
-
-var _ Locator = (*DB)(nil)
 
 // Open opens the MaxMind database at path. It must be a City database
 // (GeoLite2-City, GeoIP2-City and their variants, or an Enterprise database,
@@ -92,9 +72,12 @@ func isCityType(t string) bool {
 
 // Locate returns the location of ip, or nil when the database has none: the
 // address is in no network, its record holds none of the six fields, the
-// lookup fails, ip is invalid, or the database is closed. An IPv4-mapped IPv6
-// address (::ffff:a.b.c.d) is looked up as the IPv4 address.
-func (d *DB) Locate(ip netip.Addr) *Location {
+// lookup fails, ip is invalid, or the database is closed. A network with an
+// empty record is thus a miss, not a Location of six nils, so that callers
+// need only one test for "unknown" and the statistics show a null location
+// as they do for a miss. An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is
+// looked up as the IPv4 address. Locate is safe for concurrent use.
+func (d *DB) Locate(ip netip.Addr) *sluice.Location {
 	if d == nil || !ip.IsValid() {
 		return nil
 	}
@@ -114,8 +97,8 @@ func (d *DB) Locate(ip netip.Addr) *Location {
 
 // fromCity maps a City record to a Location, or nil if it has none of the
 // fields a Location reports.
-func fromCity(rec *geoip2.City) *Location {
-	loc := Location{
+func fromCity(rec *geoip2.City) *sluice.Location {
+	loc := sluice.Location{
 		City:    nonEmpty(rec.City.Names.English),
 		Country: nonEmpty(rec.Country.Names.English),
 		Lat:     rec.Location.Latitude,
@@ -128,7 +111,7 @@ func fromCity(rec *geoip2.City) *Location {
 	if len(rec.Subdivisions) > 0 {
 		loc.State = nonEmpty(rec.Subdivisions[0].Names.English)
 	}
-	if loc == (Location{}) {
+	if loc == (sluice.Location{}) {
 		return nil
 	}
 	return &loc

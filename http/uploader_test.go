@@ -199,7 +199,6 @@ func TestUploaderAPI(t *testing.T) {
 			"no files":        {map[string]any{"type": "sluice", "files": []any{}, "payment": map[string]any{"chainId": 1}, "userAddress": u.addr}, 400, "Invalid input data: files is empty."},
 			"bad user":        {map[string]any{"type": "sluice", "files": []any{map[string]int{"length": 1}}, "payment": map[string]any{"chainId": 1}, "userAddress": "bob"}, 400, ""},
 			"no chain":        {map[string]any{"type": "sluice", "files": []any{map[string]int{"length": 1}}, "userAddress": u.addr}, 400, "Invalid input data: payment.chainId is missing."},
-			"relayed":         {map[string]any{"type": "arweave", "files": []any{map[string]int{"length": 1}}, "payment": map[string]any{"chainId": 1}, "userAddress": u.addr, "x": 1}, 0, ""},
 			"not JSON":        {"type=sluice", 400, ""},
 		} {
 			r := do(t, "POST", n.URL+"/getQuote", c.body)
