@@ -151,8 +151,9 @@ func hash160(b []byte) [20]byte {
 }
 
 // RIPEMD-160 (Dobbertin, Bosselaers, Preneel 1996). It is written out here
-// because the standard library lacks it and golang.org/x/crypto is not a
-// requirement of this module; the tests check it against published vectors.
+// because the standard library lacks it and golang.org/x/crypto/ripemd160 is
+// deprecated (and x/crypto only an indirect requirement of this module); the
+// tests check it against the published vectors and the padding edges.
 var (
 	rmdR = [80]uint8{
 		0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,

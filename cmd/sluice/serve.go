@@ -9,20 +9,25 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient"
 	"go.uber.org/zap"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/actors"
 	"github.com/sluicehq/sluice/blobstore"
+	"github.com/sluicehq/sluice/chain"
 	"github.com/sluicehq/sluice/geo"
 	sluicehttp "github.com/sluicehq/sluice/http"
 	sluiceblobs "github.com/sluicehq/sluice/internal/blobs"
+	"github.com/sluicehq/sluice/internal/payments"
 	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/microservice"
 	"github.com/sluicehq/sluice/persistence"
@@ -40,6 +45,7 @@ const (
 	eventStore     = "node.store"
 	eventGeoIP     = "node.geoip"
 	eventRegistry  = "node.registry"
+	eventChain     = "node.chain"
 )
 
 type serveConfig struct {
@@ -76,6 +82,11 @@ type serveConfig struct {
 	redundancy       int
 	uploadChunk      int64
 	uploadRate       *big.Rat
+	chainRPC         string
+	chainID          int64
+	confirmations    int
+	chainTokens      []chain.Token
+	payeeKeyFile     string
 }
 
 func parseServe(args []string, out io.Writer) (serveConfig, error) {
@@ -113,6 +124,11 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	redundancy := fs.Int("upload-redundancy", 2, "farmers that must prove each chunk of an upload before it is done")
 	uploadChunk := fs.Bytes("upload-chunk-size", 1<<20, "size uploads are cut into for farmers")
 	upRate := fs.String("upload-rate", "0", "built-in type price in token units per byte per second of storage, e.g. 1/1000 (0: free)")
+	chainRPC := fs.String("chain-rpc", "", "Ethereum RPC URL for payments on the built-in type; empty: it is free")
+	chainID := fs.Int("chain-id", 0, "the chain's id (0: ask the RPC node)")
+	confirmations := fs.Int("chain-confirmations", 1, "blocks on top of a payment before it counts")
+	chainTokens := fs.String("chain-tokens", "", "accepted ERC-20 tokens: SYMBOL:0xaddress,...")
+	payeeKey := fs.String("payee-key-file", "", "file holding the payee account's private key in hex (the approveAddress)")
 	if err := fs.FlagSet.Parse(args); err != nil {
 		return serveConfig{}, err
 	}
@@ -124,6 +140,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 		maxTokensPerIP: *perIP, tokenBurst: *burst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl, geoipDB: *geoipDB,
 		privateListen: *private, uploadDir: *uploadDir, quoteTTL: *quoteTTL, storageTTL: *storageTTL,
 		builtinType: *builtin, redundancy: *redundancy, uploadChunk: *uploadChunk,
+		chainRPC: *chainRPC, chainID: int64(*chainID), confirmations: *confirmations, payeeKeyFile: *payeeKey,
 	}
 	var errs []error
 	var err error
@@ -142,6 +159,23 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 			continue
 		}
 		c.registerSigners = append(c.registerSigners, common.HexToAddress(a))
+	}
+	for _, part := range strings.Split(*chainTokens, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		sym, addr, ok := strings.Cut(part, ":")
+		if !ok || sym == "" || !common.IsHexAddress(addr) {
+			errs = append(errs, fmt.Errorf("--chain-tokens: %q is not SYMBOL:0xaddress", part))
+			continue
+		}
+		c.chainTokens = append(c.chainTokens, chain.Token{Symbol: sym, Address: common.HexToAddress(addr)})
+	}
+	if c.chainRPC != "" && (len(c.chainTokens) == 0 || c.payeeKeyFile == "") {
+		errs = append(errs, errors.New("--chain-rpc needs --chain-tokens and --payee-key-file"))
+	}
+	if c.confirmations < 0 {
+		errs = append(errs, errors.New("--chain-confirmations: want 0 or more"))
 	}
 	var okRate bool
 	if c.uploadRate, okRate = new(big.Rat).SetString(*upRate); !okRate || c.uploadRate.Sign() < 0 {
@@ -286,6 +320,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer registry.Close()
+	var pay actors.Payments
+	var accepted []microservice.PaymentOption
+	if c.chainRPC != "" {
+		payer, err := dialChain(ctx, c)
+		if err != nil {
+			return err
+		}
+		defer payer.Close()
+		pay = payments.New(payer)
+		accepted = acceptedTokens(c, payer.ChainID())
+		log.Info(eventChain, zap.Int64("chain_id", payer.ChainID()), zap.String("payee", payer.Payee().Hex()))
+	}
 	if len(c.registerSigners) == 0 {
 		log.Warn(eventRegistry, zap.String("detail", "no --register-signers: no microservice can register"))
 	}
@@ -338,8 +384,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Locator:             locator,
 		Uploads: actors.UploadConfig{
 			QuoteTTL: c.quoteTTL, Builtin: c.builtinType, Rate: c.uploadRate, Redundancy: c.redundancy,
-			ChunkSize: c.uploadChunk, Blobs: blobAdapter, Registry: registry,
-			Client: &microservice.Client{Timeout: 30 * time.Second},
+			ChunkSize: c.uploadChunk, Blobs: blobAdapter, Registry: registry, Payments: pay,
+			Accepted: accepted,
+			Client:   &microservice.Client{Timeout: 30 * time.Second},
 		},
 	}, st, writer, m, log)
 	if err != nil {
@@ -396,4 +443,42 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out, nil
+}
+
+// dialChain connects the payer of the configured chain.
+func dialChain(ctx context.Context, c serveConfig) (*chain.Payer, error) {
+	raw, err := os.ReadFile(c.payeeKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--payee-key-file: %w", err)
+	}
+	key, err := crypto.HexToECDSA(strings.TrimPrefix(strings.TrimSpace(string(raw)), "0x"))
+	if err != nil {
+		return nil, fmt.Errorf("--payee-key-file: not a hex private key: %w", err)
+	}
+	id := c.chainID
+	if id == 0 {
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		cl, err := ethclient.DialContext(dctx, c.chainRPC)
+		if err != nil {
+			return nil, fmt.Errorf("--chain-rpc: %w", err)
+		}
+		n, err := cl.ChainID(dctx)
+		cl.Close()
+		if err != nil {
+			return nil, fmt.Errorf("--chain-rpc: read the chain id: %w", err)
+		}
+		id = n.Int64()
+	}
+	return chain.Dial(ctx, chain.ChainConfig{ChainID: id, RPCURL: c.chainRPC, Confirmations: uint64(c.confirmations),
+		Tokens: c.chainTokens, PayeeKey: key})
+}
+
+// acceptedTokens is the built-in type's payment option for GET /.
+func acceptedTokens(c serveConfig, chainID int64) []microservice.PaymentOption {
+	opt := microservice.PaymentOption{ChainID: strconv.FormatInt(chainID, 10)}
+	for _, t := range c.chainTokens {
+		opt.AcceptedTokens = append(opt.AcceptedTokens, microservice.Token{Title: t.Symbol, Value: t.Address.Hex()})
+	}
+	return []microservice.PaymentOption{opt}
 }
