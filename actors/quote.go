@@ -100,7 +100,9 @@ func (a *quoteActor) Receive(c actor.Context) {
 		c.Respond(&StartUploadReply{Err: a.startUpload(c, msg)})
 	case *SetQuoteStatus:
 		if !sluice.QuoteFinal(a.q.Status) && msg.Status != a.q.Status {
-			a.set(c, func(q *sluice.Quote) { q.Status = msg.Status })
+			if a.set(c, func(q *sluice.Quote) { q.Status = msg.Status }) && sluice.QuoteFinal(msg.Status) {
+				a.e.releaseFiles(a.q)
+			}
 		}
 	case *FailQuote:
 		if !sluice.QuoteFinal(a.q.Status) {

@@ -27,6 +27,8 @@ import (
 type Blobs interface {
 	// Open returns a stored file by CID (string form) and its size.
 	Open(cid string) (BlobFile, int64, error)
+	// Release removes a stored file after the retention period.
+	Release(cid string, after time.Duration)
 }
 
 // BlobFile is an open stored file.
@@ -71,6 +73,11 @@ type UploadConfig struct {
 	Redundancy int
 	// ChunkSize is the size uploaded files are cut into (default 1 MiB).
 	ChunkSize int64
+	// Retention is how long an uploaded file stays in the temporary store
+	// after a microservice has finished storing it (default 1 hour). Files
+	// of the built-in type stay for their storage period: the node serves
+	// them back.
+	Retention time.Duration
 	Blobs     Blobs
 	Payments  Payments
 	Registry  *microservice.Registry
@@ -95,6 +102,9 @@ func (u *UploadConfig) defaults() {
 	}
 	if u.Client == nil {
 		u.Client = &microservice.Client{}
+	}
+	if u.Retention <= 0 {
+		u.Retention = time.Hour
 	}
 }
 
@@ -457,6 +467,9 @@ func (e *Engine) recoverQuotes(ctx context.Context) error {
 			return nil
 		}
 		e.quotes.add(q.Owner, q.ID, q.Created)
+		if q.BackendID != "" && sluice.QuoteFinal(q.Status) {
+			e.releaseFiles(q) // the store keeps no schedule: re-issue it
+		}
 		if !sluice.QuoteFinal(q.Status) || (q.Type == e.cfg.Uploads.Builtin && q.Status == sluice.StatusDone) {
 			if q.Type == e.cfg.Uploads.Builtin && len(q.Chunks) > 0 {
 				e.pool.add(q.ID, q.Chunks)
@@ -472,4 +485,15 @@ func (e *Engine) recoverQuotes(ctx context.Context) error {
 		return fmt.Errorf("load quotes: %w", err)
 	}
 	return e.syncManagers(sluice.KindQuote)
+}
+
+// releaseFiles schedules the removal of a proxied quote's temporary files
+// once its microservice is done with them (successfully or not).
+func (e *Engine) releaseFiles(q sluice.Quote) {
+	if q.BackendID == "" || e.cfg.Uploads.Blobs == nil {
+		return
+	}
+	for _, f := range q.Files {
+		e.cfg.Uploads.Blobs.Release(f.CID, e.cfg.Uploads.Retention)
+	}
 }

@@ -235,79 +235,17 @@ func (p *Payer) Check(ctx context.Context, token, from common.Address, amount *b
 // returns an error wrapping ErrTransferReverted with the revert reason;
 // other estimation failures are returned as they are.
 func (p *Payer) Pull(ctx context.Context, token, from common.Address, amount *big.Int) (common.Hash, error) {
-	if err := p.validate(token, amount); err != nil {
+	tx, err := p.signTransferFrom(ctx, token, from, amount)
+	if err != nil {
 		return common.Hash{}, err
 	}
-	if amount.Sign() == 0 {
-		return common.Hash{}, fmt.Errorf("%w: nothing to pull for a zero amount", sluice.ErrInvalid)
-	}
-	data, err := p.erc20.Pack("transferFrom", from, p.payee, amount)
+	raw, err := tx.MarshalBinary()
 	if err != nil {
-		return common.Hash{}, fmt.Errorf("chain %d: pack transferFrom: %w", p.cfg.ChainID, err)
+		return common.Hash{}, fmt.Errorf("chain %d: encode transaction: %w", p.cfg.ChainID, err)
 	}
-
-	cctx, cancel := p.callCtx(ctx)
-	gas, err := p.b.EstimateGas(cctx, ethereum.CallMsg{From: p.payee, To: &token, Data: data})
-	cancel()
-	if err != nil {
-		if reason, ok := revertReason(err); ok {
-			return common.Hash{}, fmt.Errorf("%w (transferFrom %s of token %s from %s would revert: %s)",
-				ErrTransferReverted, amount, token, from, reason)
-		}
-		return common.Hash{}, fmt.Errorf("chain %d: estimate transferFrom gas: %w", p.cfg.ChainID, err)
+	if err := p.Send(ctx, raw); err != nil {
+		return common.Hash{}, err
 	}
-	gas += gas / gasMarginDivisor
-
-	cctx, cancel = p.callCtx(ctx)
-	tip, err := p.b.SuggestGasTipCap(cctx)
-	cancel()
-	if err != nil {
-		return common.Hash{}, fmt.Errorf("chain %d: suggest gas tip: %w", p.cfg.ChainID, err)
-	}
-	cctx, cancel = p.callCtx(ctx)
-	head, err := p.b.HeaderByNumber(cctx, nil)
-	cancel()
-	if err != nil {
-		return common.Hash{}, fmt.Errorf("chain %d: read head: %w", p.cfg.ChainID, err)
-	}
-	if head.BaseFee == nil {
-		return common.Hash{}, fmt.Errorf("chain %d: head block has no base fee (EIP-1559 not active)", p.cfg.ChainID)
-	}
-	// Room for the base fee to double before the transaction is included.
-	feeCap := new(big.Int).Add(tip, new(big.Int).Mul(head.BaseFee, big.NewInt(2)))
-
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	cctx, cancel = p.callCtx(ctx)
-	nonce, err := p.b.PendingNonceAt(cctx, p.payee)
-	cancel()
-	if err != nil {
-		return common.Hash{}, fmt.Errorf("chain %d: read payee nonce: %w", p.cfg.ChainID, err)
-	}
-	if p.haveNonce && p.nextNonce > nonce {
-		nonce = p.nextNonce
-	}
-	tx, err := types.SignNewTx(p.cfg.PayeeKey, types.LatestSignerForChainID(p.chainID), &types.DynamicFeeTx{
-		ChainID:   p.chainID,
-		Nonce:     nonce,
-		GasTipCap: tip,
-		GasFeeCap: feeCap,
-		Gas:       gas,
-		To:        &token,
-		Data:      data,
-	})
-	if err != nil {
-		return common.Hash{}, fmt.Errorf("chain %d: sign transferFrom: %w", p.cfg.ChainID, err)
-	}
-	cctx, cancel = p.callCtx(ctx)
-	err = p.b.SendTransaction(cctx, tx)
-	cancel()
-	if err != nil {
-		// Whether the node kept it is unknown: ask it again next time.
-		p.haveNonce = false
-		return common.Hash{}, fmt.Errorf("chain %d: send transferFrom: %w", p.cfg.ChainID, err)
-	}
-	p.nextNonce, p.haveNonce = nonce+1, true
 	return tx.Hash(), nil
 }
 

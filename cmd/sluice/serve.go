@@ -82,6 +82,7 @@ type serveConfig struct {
 	redundancy       int
 	uploadChunk      int64
 	uploadRate       *big.Rat
+	retention        time.Duration
 	chainRPC         string
 	chainID          int64
 	confirmations    int
@@ -123,6 +124,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	builtin := fs.String("builtin-type", "sluice", "name of the storage type backed by the farmer network")
 	redundancy := fs.Int("upload-redundancy", 2, "farmers that must prove each chunk of an upload before it is done")
 	uploadChunk := fs.Bytes("upload-chunk-size", 1<<20, "size uploads are cut into for farmers")
+	retention := fs.Duration("upload-retention", time.Hour, "how long an uploaded file stays after a microservice stored it")
 	upRate := fs.String("upload-rate", "0", "built-in type price in token units per byte per second of storage, e.g. 1/1000 (0: free)")
 	chainRPC := fs.String("chain-rpc", "", "Ethereum RPC URL for payments on the built-in type; empty: it is free")
 	chainID := fs.Int("chain-id", 0, "the chain's id (0: ask the RPC node)")
@@ -139,7 +141,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown,
 		maxTokensPerIP: *perIP, tokenBurst: *burst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl, geoipDB: *geoipDB,
 		privateListen: *private, uploadDir: *uploadDir, quoteTTL: *quoteTTL, storageTTL: *storageTTL,
-		builtinType: *builtin, redundancy: *redundancy, uploadChunk: *uploadChunk,
+		builtinType: *builtin, redundancy: *redundancy, uploadChunk: *uploadChunk, retention: *retention,
 		chainRPC: *chainRPC, chainID: int64(*chainID), confirmations: *confirmations, payeeKeyFile: *payeeKey,
 	}
 	var errs []error
@@ -385,8 +387,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Uploads: actors.UploadConfig{
 			QuoteTTL: c.quoteTTL, Builtin: c.builtinType, Rate: c.uploadRate, Redundancy: c.redundancy,
 			ChunkSize: c.uploadChunk, Blobs: blobAdapter, Registry: registry, Payments: pay,
-			Accepted: accepted,
-			Client:   &microservice.Client{Timeout: 30 * time.Second},
+			Accepted: accepted, Retention: c.retention,
+			Client: &microservice.Client{Timeout: 30 * time.Second},
 		},
 	}, st, writer, m, log)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/actors"
@@ -29,6 +30,13 @@ func (a Adapter) Put(ctx context.Context, r io.Reader, limit int64) (string, int
 		return "", n, fmt.Errorf("%w: store the upload: %v", sluice.ErrUnavailable, err)
 	}
 	return c.String(), n, nil
+}
+
+// Release removes a stored file after a retention period.
+func (a Adapter) Release(cid string, after time.Duration) {
+	if c, err := blobstore.ParseCID(cid); err == nil {
+		a.Store.Release(c, after)
+	}
 }
 
 // Open opens a stored file by its CID.
