@@ -42,6 +42,9 @@ done
 echo "== status list under answer load (cmd/sluice-bench status)"
 "$out/sluice-bench" status --farmers 100000 | tee "$out/status.json"
 
+echo "== uploads (cmd/sluice-bench uploads)"
+"$out/sluice-bench" uploads | tee "$out/uploads.json"
+
 echo "== signature verification (chain/)"
 go test -run '^$' -bench 'Verify(Ethereum|Bitcoin)' -count 1 ./chain/ | tee "$out/sig.txt" || true
 
@@ -58,6 +61,10 @@ fi
 j() { sed -E "s/.*\"$1\":([0-9.]+).*/\1/" "$out/status.json"; }
 printf '%-52s %10.3f ms %10.3f ms %8.2f\n' "status list by/d/uptime/25, 100k farmers: p50" "$(j status_p50_ms)" "$(j baseline_p50_ms)" "$(ratio "$(j status_p50_ms)" "$(j baseline_p50_ms)")"
 printf '%-52s %10.3f ms %10.3f ms %8.2f\n' "  p99 (baseline: fixed 25-row body, same listener)" "$(j status_p99_ms)" "$(j baseline_p99_ms)" "$(j p99_ratio)"
+k() { sed -E "s/.*\"$1\":([0-9.]+).*/\1/" "$out/uploads.json"; }
+printf '%-52s %9.0f /s %9.0f /s %8.2f\n' "quotes created (built-in type) vs trivial handler" "$(k quotes_per_s)" "$(k baseline_per_s)" "$(k quote_ratio)"
+printf '%-52s %7.0f MB/s %7.0f MB/s %8.2f\n' "256 MiB upload vs writing it to disk" "$(k upload_mb_per_s)" "$(k disk_write_mb_per_s)" "$(k upload_ratio)"
+printf '%-52s %9.1f MiB %9.1f MiB\n' "  Go heap: before the upload, peak during it" "$(k heap_before_upload_mib)" "$(k peak_heap_during_upload_mib)"
 eth=$(metric "$out/sig.txt" '^BenchmarkVerifyEthereum' verifications/s)
 btc=$(metric "$out/sig.txt" '^BenchmarkVerifyBitcoin' verifications/s)
 [ -n "$eth" ] && printf '%-52s %10.0f /s\n' "signature verifications, Ethereum (EIP-191)" "$eth"

@@ -55,6 +55,13 @@ type result struct {
 }
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "uploads" {
+		if err := uploadsBench(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "sluice-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) >= 2 && os.Args[1] == "status" {
 		if err := statusBench(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "sluice-bench:", err)

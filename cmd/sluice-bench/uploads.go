@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/accounts"
+	"github.com/ethereum/go-ethereum/crypto"
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/actors"
+	"github.com/sluicehq/sluice/blobstore"
+	sluicehttp "github.com/sluicehq/sluice/http"
+	"github.com/sluicehq/sluice/internal/blobs"
+	"github.com/sluicehq/sluice/metrics"
+	"github.com/sluicehq/sluice/persistence"
+	"github.com/sluicehq/sluice/persistence/embedded"
+)
+
+// uploaderNode runs a node (embedded store) with its HTTP API and a
+// baseline handler on one loopback listener.
+func uploaderNode(dir string) (base string, stop func(), err error) {
+	ctx := context.Background()
+	store, err := embedded.Open(filepath.Join(dir, "db"), zap.NewNop())
+	if err != nil {
+		return "", nil, err
+	}
+	bs, err := blobstore.Open(filepath.Join(dir, "uploads"))
+	if err != nil {
+		return "", nil, err
+	}
+	ad := blobs.Adapter{Store: bs}
+	m := metrics.New()
+	w := persistence.NewWriter(store, persistence.WriterOptions{Flushers: 1})
+	e, err := actors.Start(ctx, actors.Config{Uploads: actors.UploadConfig{Blobs: ad}}, store, w, m, zap.NewNop())
+	if err != nil {
+		return "", nil, err
+	}
+	srv := sluicehttp.New(sluicehttp.Config{Blobs: ad, BlobHandler: bs.Handler("/ipfs/")}, m, zap.NewNop())
+	srv.SetFarmers(e)
+	mux := http.NewServeMux()
+	mux.Handle("/", srv)
+	mux.HandleFunc("/baseline", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(201)
+		w.Write([]byte(`{"quoteId":"00000000000000000000000000000000","tokenAmount":"0","approveAddress":"0x0000000000000000000000000000000000000000","chainId":"1","tokenAddress":"0x0000000000000000000000000000000000000000"}`))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	hs := &http.Server{Handler: mux}
+	go hs.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { hs.Close(); e.Stop(); w.Close(); bs.Close(); store.Close() }, nil
+}
+
+type uploadResult struct {
+	QuotesPerSec       float64 `json:"quotes_per_s"`
+	BaselinePerSec     float64 `json:"baseline_per_s"`
+	QuoteRatio         float64 `json:"quote_ratio"`
+	UploadMBps         float64 `json:"upload_mb_per_s"`
+	DiskMBps           float64 `json:"disk_write_mb_per_s"`
+	UploadRatio        float64 `json:"upload_ratio"`
+	UploadBytes        int64   `json:"upload_bytes"`
+	PeakHeapDuringMiB  float64 `json:"peak_heap_during_upload_mib"`
+	HeapBeforeMiB      float64 `json:"heap_before_upload_mib"`
+	PeakRSSIncreaseMiB float64 `json:"peak_rss_increase_mib"`
+}
+
+func uploadsBench(args []string) error {
+	fs := flag.NewFlagSet("uploads", flag.ExitOnError)
+	quotes := fs.Int("quotes", 5000, "quotes to create (and baseline requests)")
+	size := fs.Int64("size", 256<<20, "bytes of the uploaded file")
+	fs.Parse(args)
+	dir, err := os.MkdirTemp("", "sluice-bench-uploads")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	base, stop, err := uploaderNode(dir)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Minute}
+	key, _ := crypto.GenerateKey()
+	user := crypto.PubkeyToAddress(key.PublicKey).Hex()
+	quoteBody := func(n int64) []byte {
+		b, _ := json.Marshal(map[string]any{"type": "sluice", "files": []any{map[string]int64{"length": n}}, "duration": 3600,
+			"payment": map[string]any{"chainId": "1"}, "userAddress": user})
+		return b
+	}
+	run := func(path string) (float64, error) {
+		var next atomic.Int64
+		var failed atomic.Value
+		var wg sync.WaitGroup
+		body := quoteBody(1000)
+		start := time.Now()
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(*quotes) {
+					res, err := client.Post(base+path, "application/json", bytes.NewReader(body))
+					if err != nil {
+						failed.Store(err)
+						return
+					}
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != 201 {
+						failed.Store(fmt.Errorf("%s: %d", path, res.StatusCode))
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err, _ := failed.Load().(error); err != nil {
+			return 0, err
+		}
+		return float64(*quotes) / time.Since(start).Seconds(), nil
+	}
+	var res uploadResult
+	if res.BaselinePerSec, err = run("/baseline"); err != nil {
+		return err
+	}
+	if res.QuotesPerSec, err = run("/getQuote"); err != nil {
+		return err
+	}
+	res.QuoteRatio = res.QuotesPerSec / res.BaselinePerSec
+
+	// Baseline: the same bytes written to a file and fsync'd.
+	start := time.Now()
+	f, err := os.Create(filepath.Join(dir, "baseline"))
+	if err != nil {
+		return err
+	}
+	io.CopyBuffer(f, io.LimitReader(pattern{}, *size), make([]byte, 256<<10))
+	f.Sync()
+	f.Close()
+	res.DiskMBps = float64(*size) / 1e6 / time.Since(start).Seconds()
+	os.Remove(filepath.Join(dir, "baseline"))
+
+	// The upload: a quote, then the file streamed as multipart.
+	qres, err := client.Post(base+"/getQuote", "application/json", bytes.NewReader(quoteBody(*size)))
+	if err != nil {
+		return err
+	}
+	var q struct{ QuoteID string }
+	json.NewDecoder(qres.Body).Decode(&q)
+	qres.Body.Close()
+	nonce := strconv.FormatInt(time.Now().Unix(), 10)
+	sig := signOcean(key, q.QuoteID, nonce)
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		part, _ := mw.CreateFormFile("file1", "big.bin")
+		io.CopyBuffer(part, io.LimitReader(pattern{}, *size), make([]byte, 256<<10))
+		mw.Close()
+		pw.Close()
+	}()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res.HeapBeforeMiB = float64(ms.HeapInuse) / (1 << 20)
+	rssBefore := rssMiB()
+	var peak, peakRSS atomic.Uint64
+	sampling := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sampling:
+				return
+			case <-time.After(5 * time.Millisecond):
+				var s runtime.MemStats
+				runtime.ReadMemStats(&s)
+				if s.HeapInuse > peak.Load() {
+					peak.Store(s.HeapInuse)
+				}
+				if r := uint64(rssMiB() * (1 << 20)); r > peakRSS.Load() {
+					peakRSS.Store(r)
+				}
+			}
+		}
+	}()
+	start = time.Now()
+	ures, err := client.Post(base+"/upload?"+url.Values{"quoteId": {q.QuoteID}, "nonce": {nonce}, "signature": {sig}}.Encode(), mw.FormDataContentType(), pr)
+	took := time.Since(start)
+	close(sampling)
+	if err != nil {
+		return err
+	}
+	msg, _ := io.ReadAll(ures.Body)
+	ures.Body.Close()
+	if ures.StatusCode != 200 {
+		return fmt.Errorf("upload: %d %s", ures.StatusCode, msg)
+	}
+	res.UploadBytes = *size
+	res.UploadMBps = float64(*size) / 1e6 / took.Seconds()
+	res.UploadRatio = res.UploadMBps / res.DiskMBps
+	res.PeakHeapDuringMiB = float64(peak.Load()) / (1 << 20)
+	res.PeakRSSIncreaseMiB = float64(peakRSS.Load())/(1<<20) - rssBefore
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// pattern is an endless stream of non-repeating-looking bytes, cheap to make.
+type pattern struct{}
+
+func (pattern) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(i*31 + i>>8)
+	}
+	return len(p), nil
+}
+
+func signOcean(key *ecdsa.PrivateKey, quoteID, nonce string) string {
+	s, _ := crypto.Sign(accounts.TextHash([]byte(sluice.SignedMessage(quoteID, nonce))), key)
+	s[64] += 27
+	return "0x" + hex.EncodeToString(s)
+}
