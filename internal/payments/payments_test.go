@@ -232,6 +232,25 @@ func TestPaidUploads(t *testing.T) {
 	if got := w.balance(payee); got != 100 {
 		t.Fatalf("failed payments moved tokens: payee has %d, want 100", got)
 	}
+
+	// Quotes on a chain or token the node does not take.
+	for name, pay := range map[string]map[string]any{
+		"unknown chain": {"chainId": "5", "tokenAddress": w.token.Hex()},
+		"unknown token": {"chainId": "1337", "tokenAddress": "0x0000000000000000000000000000000000000001"},
+	} {
+		b, _ := json.Marshal(map[string]any{"type": "sluice", "files": []any{map[string]int{"length": 10}}, "duration": 10,
+			"payment": pay, "userAddress": rich.addr})
+		res, err := http.Post(n.URL+"/getQuote", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error string }
+		json.NewDecoder(res.Body).Decode(&e)
+		res.Body.Close()
+		if res.StatusCode != 400 || e.Error == "" {
+			t.Fatalf("%s: %d %q, want a 400", name, res.StatusCode, e.Error)
+		}
+	}
 }
 
 // TestRestartDuringPayment: the node signed and committed the transfer
