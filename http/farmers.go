@@ -162,6 +162,36 @@ func token(r *http.Request) (sluice.RawToken, error) {
 	return sluice.ParseToken(chi.URLParam(r, "token"))
 }
 
+// tokenRoute starts a handler of a token's route: the engine and the
+// token, or an error already answered.
+func (s *Server) tokenRoute(w http.ResponseWriter, r *http.Request) (Farmers, sluice.RawToken, bool) {
+	e := s.engine(w, r)
+	if e == nil {
+		return nil, sluice.RawToken{}, false
+	}
+	raw, err := token(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, raw, false
+	}
+	return e, raw, true
+}
+
+// contractRoute is tokenRoute for a contract's route: also the file
+// hash in the path.
+func (s *Server) contractRoute(w http.ResponseWriter, r *http.Request) (Farmers, sluice.RawToken, sluice.FileHash, bool) {
+	e, raw, ok := s.tokenRoute(w, r)
+	if !ok {
+		return nil, raw, sluice.FileHash{}, false
+	}
+	h, err := sluice.ParseFileHash(chi.URLParam(r, "file_hash"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, raw, h, false
+	}
+	return e, raw, h, true
+}
+
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	e := s.engine(w, r)
 	if e == nil {
@@ -209,13 +239,8 @@ type chunkItem struct {
 func dueIn(due, now time.Time) float64 { return due.Sub(now).Seconds() }
 
 func (s *Server) chunks(w http.ResponseWriter, r *http.Request) {
-	e := s.engine(w, r)
-	if e == nil {
-		return
-	}
-	raw, err := token(r)
-	if err != nil {
-		s.writeError(w, r, err)
+	e, raw, ok := s.tokenRoute(w, r)
+	if !ok {
 		return
 	}
 	want := s.cfg.DefaultChunkSize
@@ -266,18 +291,8 @@ type challengeItem struct {
 }
 
 func (s *Server) challenge(w http.ResponseWriter, r *http.Request) {
-	e := s.engine(w, r)
-	if e == nil {
-		return
-	}
-	raw, err := token(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	h, err := sluice.ParseFileHash(chi.URLParam(r, "file_hash"))
-	if err != nil {
-		s.writeError(w, r, err)
+	e, raw, h, ok := s.contractRoute(w, r)
+	if !ok {
 		return
 	}
 	c, err := e.Challenge(r.Context(), raw, h)
@@ -299,13 +314,8 @@ type hashesRequest struct {
 }
 
 func (s *Server) challenges(w http.ResponseWriter, r *http.Request) {
-	e := s.engine(w, r)
-	if e == nil {
-		return
-	}
-	raw, err := token(r)
-	if err != nil {
-		s.writeError(w, r, err)
+	e, raw, ok := s.tokenRoute(w, r)
+	if !ok {
 		return
 	}
 	// GET: every live contract. POST: the listed ones, in order; an entry
@@ -386,18 +396,8 @@ type answerRequest struct {
 }
 
 func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
-	e := s.engine(w, r)
-	if e == nil {
-		return
-	}
-	raw, err := token(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	h, err := sluice.ParseFileHash(chi.URLParam(r, "file_hash"))
-	if err != nil {
-		s.writeError(w, r, err)
+	e, raw, h, ok := s.contractRoute(w, r)
+	if !ok {
 		return
 	}
 	var req answerRequest
@@ -432,13 +432,8 @@ type reportItem struct {
 }
 
 func (s *Server) answers(w http.ResponseWriter, r *http.Request) {
-	e := s.engine(w, r)
-	if e == nil {
-		return
-	}
-	raw, err := token(r)
-	if err != nil {
-		s.writeError(w, r, err)
+	e, raw, ok := s.tokenRoute(w, r)
+	if !ok {
 		return
 	}
 	var req answersRequest
