@@ -6,7 +6,7 @@ BIN      ?= bin/sluice
 # Postgres for tests: unset skips the Postgres tests with a message.
 # SLUICE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: help build run test test-short bench lint fmt clean
+.PHONY: help build run test test-short e2e bench lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ test: ## run every test with the race detector (Postgres tests need SLUICE_TEST_
 
 test-short: ## quick tests without the race detector or the binary tests
 	$(GO) test -short -count=1 $(PKGS)
+
+e2e: ## the real @oceanprotocol/uploader 0.0.3 and ganache against the built binary (needs node and npm)
+	@e2e/run.sh
 
 bench: ## run the benchmarks and print the figures the issues ask for
 	@scripts/bench.sh

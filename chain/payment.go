@@ -57,8 +57,9 @@ type ChainConfig struct {
 	ChainID int64
 	// RPCURL is the node Dial connects to (http(s), ws(s) or IPC path).
 	RPCURL string
-	// Confirmations is how many blocks Wait wants on top of the block that
-	// holds the transfer; 0 accepts it as soon as it is mined.
+	// Confirmations is how many blocks Wait wants, counting the block that
+	// holds the transfer as the first, as ethers does (0 and 1 both mean
+	// mined).
 	Confirmations uint64
 	// Tokens are the accepted ERC-20 tokens; Check and Pull refuse others.
 	Tokens []Token
@@ -300,8 +301,10 @@ func (p *Payer) poll(ctx context.Context, tx common.Hash) (*types.Receipt, bool,
 	if err != nil {
 		return nil, false, fmt.Errorf("read head: %w", err)
 	}
+	// The block holding the transfer is its first confirmation (as ethers
+	// counts them): Confirmations 1 means mined, 2 one block on top.
 	mined := receipt.BlockNumber.Uint64()
-	return receipt, head >= mined && head-mined >= p.cfg.Confirmations, nil
+	return receipt, head >= mined && head-mined+1 >= p.cfg.Confirmations, nil
 }
 
 // Paid reports whether tx is mined with status 1 and its receipt holds the

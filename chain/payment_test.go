@@ -184,9 +184,10 @@ func TestPaymentFlow(t *testing.T) {
 	assertWaiting(t, done, "before the transfer was mined")
 	c.sim.Commit()
 	mined := c.head(t)
-	for i := range confirmations {
+	// The transfer's own block is its first confirmation.
+	for i := range confirmations - 1 {
 		spy.await(t, fmt.Sprintf("head %d", mined+uint64(i)))
-		assertWaiting(t, done, fmt.Sprintf("with %d blocks on top", i))
+		assertWaiting(t, done, fmt.Sprintf("with %d confirmations", i+1))
 		c.sim.Commit()
 	}
 	res := awaitResult(t, done)

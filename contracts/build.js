@@ -20,7 +20,7 @@ const input = {
     // Cancun runs on the chains Sluice targets and on go-ethereum's
     // simulated backend; pinning it keeps the bytecode stable across solc
     // defaults.
-    evmVersion: 'cancun',
+    evmVersion: 'shanghai',
     // No metadata hash: the bytecode then depends only on the source and
     // these settings, so rebuilding gives byte-identical artifacts.
     metadata: { bytecodeHash: 'none' },
