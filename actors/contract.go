@@ -202,6 +202,9 @@ func proofResult(err error) string {
 // the contract's proofs into its own count), then stops the actor. Later
 // questions about the contract are answered from the archived record.
 func (a *contractActor) close(c actor.Context, next sluice.Contract) {
+	if !a.c.Live() {
+		return // already closed: a message queued before the poison pill
+	}
 	a.disarm()
 	next.Version++
 	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
@@ -229,5 +232,8 @@ func (a *contractActor) close(c actor.Context, next sluice.Contract) {
 	a.e.metrics.ContractsClosed.WithLabelValues(next.State.String()).Inc()
 	a.e.log.Debug(eventContractClosed, zap.String("farmer", next.Farmer),
 		zap.Stringer("file_hash", next.FileHash), zap.Stringer("state", next.State))
-	c.Stop(c.Self())
+	// Poison, not Stop: requests already queued are answered (from the
+	// closed state) before the actor goes; later ones find no actor and
+	// are answered from the archived record.
+	c.Poison(c.Self())
 }

@@ -85,7 +85,44 @@ func (d *localDirectory) Ask(ctx context.Context, who Identity, msg any) (any, e
 			return nil, ctx.Err()
 		}
 	}
-	res, err := d.sys.Root.RequestFuture(pid, msg, timeout).Result()
+	f := d.sys.Root.RequestFuture(pid, msg, timeout)
+	type result struct {
+		res any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := f.Result()
+		done <- result{res, err}
+	}()
+	// An actor that stops (a contract closing, a token deleted) drops the
+	// messages still in its mailbox without a reply. Rather than wait for
+	// the timeout, notice that it is gone: the caller then answers from
+	// the archived record, as for any closed entity.
+	tick := time.NewTicker(goneCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-done:
+			return d.result(who, timeout, r.res, r.err)
+		case <-tick.C:
+			if _, alive := d.sys.ProcessRegistry.GetLocal(pid.Id); alive {
+				continue
+			}
+			select {
+			case r := <-done:
+				return d.result(who, timeout, r.res, r.err)
+			default:
+				return nil, errNoActor
+			}
+		}
+	}
+}
+
+// goneCheck is how often a waiting Ask checks that its actor still exists.
+const goneCheck = 20 * time.Millisecond
+
+func (d *localDirectory) result(who Identity, timeout time.Duration, res any, err error) (any, error) {
 	switch {
 	case errors.Is(err, actor.ErrDeadLetter):
 		return nil, errNoActor

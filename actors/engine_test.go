@@ -45,6 +45,9 @@ func (n *node) store() *memStore { return n.Engine.store.(*memStore) }
 func (n *node) stop() {
 	n.Stop()
 	n.writer.Close()
+	// protoactor's dead-letter log throttle runs a goroutine on a 1 s
+	// ticker; let the bubble's clock pass it so the bubble can end.
+	time.Sleep(2 * time.Second)
 }
 
 // prove answers a contract's current challenge the way a farmer does: it
@@ -316,6 +319,7 @@ func TestDeletedTokenCancelsContractsAndTheirTimers(t *testing.T) {
 		if err := n.DeleteToken(ctx, raw); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
+		time.Sleep(time.Second) // cancelling the contracts is asynchronous
 		synctest.Wait()
 		if _, err := n.Authenticate(ctx, raw); !errors.Is(err, sluice.ErrUnknownToken) {
 			t.Fatalf("deleted token: got %v, want %q", err, sluice.MsgNonexistentToken)
@@ -353,6 +357,42 @@ func TestFailedCommitAcknowledgesNothing(t *testing.T) {
 		}
 		if got, _ := store.contract(c.ID()); !got.Answered || got.Proofs != 1 {
 			t.Fatalf("stored: answered %v proofs %d, want true 1", got.Answered, got.Proofs)
+		}
+	})
+}
+
+// TestRequestsAtTheDeadlineAreAnswered: requests that arrive at the very
+// instant a contract expires (queued behind its closing) are answered at
+// once, not left to time out.
+func TestRequestsAtTheDeadlineAreAnswered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		ctx := context.Background()
+		raw, cs := newContracts(t, n, 32<<10)
+		c := cs[0]
+		time.Sleep(time.Until(c.Due))
+		var wg sync.WaitGroup
+		errs := make([]error, 20)
+		took := make([]time.Duration, 20)
+		for i := range errs {
+			wg.Go(func() {
+				start := time.Now()
+				if i%2 == 0 {
+					r, err := n.Challenge(ctx, raw, c.FileHash)
+					errs[i] = errors.Join(err, r.Err)
+				} else {
+					errs[i] = n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge))
+				}
+				took[i] = time.Since(start)
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if !errors.Is(err, sluice.ErrContractExpired) || took[i] != 0 {
+				t.Fatalf("request %d at the deadline: %v after %s, want %q at once", i, err, took[i], sluice.MsgContractExpired)
+			}
 		}
 	})
 }

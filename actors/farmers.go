@@ -180,14 +180,14 @@ func (e *Engine) ChunkSource(ctx context.Context, raw sluice.RawToken, h sluice.
 	if _, err := e.Authenticate(ctx, raw); err != nil {
 		return "", 0, 0, err
 	}
-	res, err := e.dir.Ask(ctx, contractIdentity(sluice.ContractID(raw.FarmerID(), h)), &GetContract{})
-	if errors.Is(err, errNoActor) {
-		return "", 0, 0, sluice.ErrContractNotFound
-	}
+	res, err := e.askContract(ctx, raw.FarmerID(), h, &GetContract{})
 	if err != nil {
 		return "", 0, 0, err
 	}
 	c := res.(*ContractReply).Contract
+	if err := c.Err(); err != nil {
+		return "", 0, 0, err // closed, its actor not gone yet
+	}
 	if c.Source == "" {
 		return "", 0, 0, &sluice.Error{Kind: sluice.ErrNotFound, Message: "This chunk is a prototype chunk: generate it from its seed."}
 	}

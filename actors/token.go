@@ -377,7 +377,7 @@ func (a *tokenActor) closing(ct sluice.Contract) error {
 }
 
 func (a *tokenActor) delete(c actor.Context, raw sluice.RawToken) error {
-	if err := a.auth(raw); err != nil {
+	if err := a.auth(raw); err != nil { // a deleted token fails here too
 		return err
 	}
 	next := a.t
@@ -398,6 +398,6 @@ func (a *tokenActor) delete(c actor.Context, raw sluice.RawToken) error {
 	a.e.status.remove(a.t.Farmer)
 	a.e.metrics.LiveTokens.Dec()
 	a.e.log.Info(eventTokenDeleted, zap.String("farmer", a.t.Farmer))
-	c.Stop(c.Self())
+	c.Poison(c.Self()) // queued requests are answered ("Nonexistent token.") first
 	return nil
 }
