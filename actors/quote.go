@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -315,7 +316,7 @@ func (e *Engine) cut(ctx context.Context, q sluice.Quote) any {
 				blob.Close()
 				return &chunksCut{err: err}
 			}
-			tag, err := proof.Encode(bytesReader(piece), int64(len(piece)), leaf)
+			tag, err := proof.Encode(bytes.NewReader(piece), int64(len(piece)), leaf)
 			if err != nil {
 				blob.Close()
 				return &chunksCut{err: err}

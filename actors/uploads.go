@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -123,8 +122,6 @@ func decodeQuote(r sluice.Record) (sluice.Quote, error) {
 	err := json.Unmarshal(r.State, &q)
 	return q, err
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // Upload errors with the Ocean backend's messages.
 var (
@@ -327,9 +324,6 @@ func (e *Engine) QuoteStatus(ctx context.Context, id string) (int, error) {
 	e.dir.Tell(quoteIdentity(id), &SetQuoteStatus{Status: st})
 	return st, nil
 }
-
-// Link is one stored file's link, as getLink answers.
-type Link = json.RawMessage
 
 // QuoteLink returns the storage links of a finished upload.
 func (e *Engine) QuoteLink(ctx context.Context, q sluice.Quote) (json.RawMessage, error) {
