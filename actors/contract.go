@@ -140,7 +140,12 @@ func (a *contractActor) disarm() {
 // A contract that closed is closed for good (committed, then stopped).
 func (a *contractActor) advance(c actor.Context) {
 	next := a.c
-	changed, err := next.Advance(a.e.now(), a.e.cfg.Scheme, a.e.rng())
+	now := a.e.now()
+	if a.displaced(now) {
+		next.EndEarly()
+		a.e.metrics.Displaced.Inc()
+	}
+	changed, err := next.Advance(now, a.e.cfg.Scheme, a.e.rng())
 	if err != nil {
 		panic(fmt.Sprintf("advance contract: %v", err)) // no randomness: restart
 	}
@@ -155,6 +160,18 @@ func (a *contractActor) advance(c actor.Context) {
 	default:
 		a.arm(c)
 	}
+}
+
+// displaced reports whether a prototype contract whose answered challenge
+// fell due by now ends there, its room wanted for a piece of an upload
+// (see uploadPool). An unanswered one expires anyway; an uploaded piece
+// is never displaced.
+func (a *contractActor) displaced(now time.Time) bool {
+	c := &a.c
+	if !c.Live() || c.Source != "" || !c.Answered || now.Before(c.Due) || c.Limit == c.Index+1 {
+		return false
+	}
+	return a.e.pool.displace(c.Farmer, c.Size, now)
 }
 
 func (a *contractActor) answer(c actor.Context, raw []byte) error {

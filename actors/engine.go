@@ -174,7 +174,7 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 		metrics:  m,
 		ledger:   newLedger(),
 		ips:      newIPLedger(),
-		pool:     newUploadPool(cfg.Uploads.Redundancy),
+		pool:     newUploadPool(cfg.Uploads.Redundancy, max(2*cfg.Terms.Interval, time.Minute)),
 		quotes:   newQuoteIndex(),
 		nonces:   newNonceBook(),
 		status:   newStatusIndex(),

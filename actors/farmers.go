@@ -126,13 +126,15 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 	if r.Err != nil {
 		return nil, r.Err
 	}
-	// Pieces of uploaded files first, then prototype chunks for the rest.
+	// Pieces of uploaded files first, then prototype chunks for the rest
+	// but for room the farmer is making for pieces it could not take yet.
 	farmer := raw.FarmerID()
 	room := min(want, r.Room)
 	chunks := e.pool.take(farmer, room, e.cfg.MaxChunksPerRequest)
 	for _, ch := range chunks {
 		room -= ch.Size
 	}
+	room -= e.pool.reserved(farmer, room, r.Held+min(want, r.Room), e.now())
 	maxProto := 0
 	if e.cfg.MaxChunksPerRequest > 0 {
 		maxProto = e.cfg.MaxChunksPerRequest - len(chunks)

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sync"
+	"time"
 
 	"github.com/sluicehq/sluice"
 )
@@ -12,22 +13,62 @@ import (
 // prototype chunks. It is rebuilt at start-up from the quotes being stored
 // and the live contracts; shared by the request path and contract actors,
 // hence the lock.
+//
+// Farmers full of prototype contracts never ask for more, so while a chunk
+// lacks holders the pool makes room for it: at a prototype contract's due
+// time (its challenge answered) the contract may end early, the freed room
+// counted as a claim of that farmer on the chunk. While the claim stands the
+// farmer gets no prototype chunks in the claimed room, so its next /chunk
+// call takes the uploaded piece. A claim lapses after claimTTL, so a farmer
+// that never comes back does not keep others from making room.
 type uploadPool struct {
-	mu      sync.Mutex
-	want    int
-	chunks  map[sluice.FileHash]*poolChunk
-	order   []sluice.FileHash
-	byQuote map[string][]sluice.FileHash
+	mu       sync.Mutex
+	want     int
+	claimTTL time.Duration
+	chunks   map[sluice.FileHash]*poolChunk
+	order    []sluice.FileHash
+	byQuote  map[string][]sluice.FileHash
+	short    int // chunks with fewer holders than want
 }
 
 type poolChunk struct {
 	ch      sluice.Chunk
-	holders map[string]bool // farmers with a live contract on it
-	proven  map[string]bool // of those, farmers with an accepted proof
+	holders map[string]bool   // farmers with a live contract on it
+	proven  map[string]bool   // of those, farmers with an accepted proof
+	claims  map[string]*claim // farmers making room for it
+	// unfit are farmers found too small to ever hold it, until when.
+	unfit map[string]time.Time
 }
 
-func newUploadPool(want int) *uploadPool {
-	return &uploadPool{want: max(1, want), chunks: map[sluice.FileHash]*poolChunk{}, byQuote: map[string][]sluice.FileHash{}}
+// claim is room a farmer is making for a chunk by ending prototype
+// contracts.
+type claim struct {
+	freed int64
+	until time.Time
+}
+
+func newUploadPool(want int, claimTTL time.Duration) *uploadPool {
+	return &uploadPool{want: max(1, want), claimTTL: claimTTL,
+		chunks: map[sluice.FileHash]*poolChunk{}, byQuote: map[string][]sluice.FileHash{}}
+}
+
+// setHolder adds or removes farmer as a holder of c, keeping the count of
+// chunks short of holders.
+func (p *uploadPool) setHolder(c *poolChunk, farmer string, on bool) {
+	wasShort := len(c.holders) < p.want
+	if on {
+		c.holders[farmer] = true
+		delete(c.claims, farmer)
+	} else {
+		delete(c.holders, farmer)
+		delete(c.proven, farmer)
+	}
+	switch isShort := len(c.holders) < p.want; {
+	case wasShort && !isShort:
+		p.short--
+	case !wasShort && isShort:
+		p.short++
+	}
 }
 
 // add offers a quote's chunks.
@@ -36,8 +77,10 @@ func (p *uploadPool) add(quote string, chunks []sluice.Chunk) {
 	defer p.mu.Unlock()
 	for _, ch := range chunks {
 		if _, ok := p.chunks[ch.FileHash]; !ok {
-			p.chunks[ch.FileHash] = &poolChunk{ch: ch, holders: map[string]bool{}, proven: map[string]bool{}}
+			p.chunks[ch.FileHash] = &poolChunk{ch: ch, holders: map[string]bool{}, proven: map[string]bool{},
+				claims: map[string]*claim{}, unfit: map[string]time.Time{}}
 			p.order = append(p.order, ch.FileHash)
+			p.short++
 		}
 		p.byQuote[quote] = append(p.byQuote[quote], ch.FileHash)
 	}
@@ -57,7 +100,7 @@ func (p *uploadPool) take(farmer string, room int64, max int) []sluice.Chunk {
 		if len(c.holders) >= p.want || c.holders[farmer] || c.ch.Size > room {
 			continue
 		}
-		c.holders[farmer] = true
+		p.setHolder(c, farmer, true)
 		room -= c.ch.Size
 		out = append(out, c.ch)
 	}
@@ -69,7 +112,7 @@ func (p *uploadPool) hold(farmer string, h sluice.FileHash, proven bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.chunks[h]; ok {
-		c.holders[farmer] = true
+		p.setHolder(c, farmer, true)
 		if proven {
 			c.proven[farmer] = true
 		}
@@ -82,8 +125,7 @@ func (p *uploadPool) lost(farmer string, h sluice.FileHash) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.chunks[h]; ok {
-		delete(c.holders, farmer)
-		delete(c.proven, farmer)
+		p.setHolder(c, farmer, false)
 	}
 }
 
@@ -121,4 +163,78 @@ func (p *uploadPool) quotes() []string {
 		out = append(out, q)
 	}
 	return out
+}
+
+// displace decides whether a prototype contract of farmer, size bytes, due
+// now with its challenge answered, ends to make room for a chunk short of
+// holders. It does when the farmer is making room for a chunk and has not
+// freed enough yet, or when a chunk it neither holds nor is known too small
+// for has fewer holders and claims than wanted.
+func (p *uploadPool) displace(farmer string, size int64, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.short == 0 {
+		return false
+	}
+	for _, h := range p.order {
+		c := p.chunks[h]
+		if len(c.holders) >= p.want || c.holders[farmer] {
+			continue
+		}
+		if until, ok := c.unfit[farmer]; ok {
+			if now.Before(until) {
+				continue
+			}
+			delete(c.unfit, farmer)
+		}
+		for f, cl := range c.claims {
+			if !now.Before(cl.until) {
+				delete(c.claims, f)
+			}
+		}
+		if cl, ok := c.claims[farmer]; ok {
+			if cl.freed >= c.ch.Size {
+				continue // enough room made for this one
+			}
+			cl.freed += size
+			return true
+		}
+		if len(c.holders)+len(c.claims) >= p.want {
+			continue
+		}
+		c.claims[farmer] = &claim{freed: size, until: now.Add(p.claimTTL)}
+		return true
+	}
+	return false
+}
+
+// reserved is the room, of the room farmer has now, kept for chunks it is
+// making room for and did not take: no prototype chunks go there. capacity
+// is what the farmer holds plus what it asked for; a claimed chunk larger
+// than that can never be taken, so the claim is dropped and the farmer is
+// not asked to make room for that chunk again for a while.
+func (p *uploadPool) reserved(farmer string, room, capacity int64, now time.Time) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.short == 0 {
+		return 0
+	}
+	var kept int64
+	for _, h := range p.order {
+		c := p.chunks[h]
+		cl, ok := c.claims[farmer]
+		if !ok {
+			continue
+		}
+		switch {
+		case !now.Before(cl.until):
+			delete(c.claims, farmer)
+		case c.ch.Size > capacity:
+			delete(c.claims, farmer)
+			c.unfit[farmer] = now.Add(p.claimTTL)
+		default:
+			kept += min(cl.freed, c.ch.Size)
+		}
+	}
+	return min(kept, room)
 }

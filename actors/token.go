@@ -42,9 +42,11 @@ type ChunkRoom struct {
 	IP  string
 }
 
-// ChunkRoomReply is the room left under the address's limit.
+// ChunkRoomReply is the room left under the address's limit, and the
+// bytes of the token's live contracts.
 type ChunkRoomReply struct {
 	Room int64
+	Held int64
 	Err  error
 }
 
@@ -149,7 +151,7 @@ func (a *tokenActor) Receive(c actor.Context) {
 			c.Respond(&ChunkRoomReply{Err: err})
 			return
 		}
-		c.Respond(&ChunkRoomReply{Room: a.e.ledger.room(a.t.Address, a.e.cfg.MaxBytesPerAddress)})
+		c.Respond(&ChunkRoomReply{Room: a.e.ledger.room(a.t.Address, a.e.cfg.MaxBytesPerAddress), Held: a.liveBytes})
 	case *AddContracts:
 		made, err := a.add(msg)
 		c.Respond(&AddContractsReply{Contracts: made, Err: err})

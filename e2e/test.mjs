@@ -376,11 +376,8 @@ async function main() {
       '--private-listen', '127.0.0.1:0',
       '--data-dir', nodeDir,
       '--challenge-interval', '2s',
-      // Farmers fill their --size with prototype chunks at once and take
-      // uploaded pieces only into free room; short-lived prototypes free
-      // that room within seconds (pieces of uploads last the quote's
-      // duration whatever this says).
-      '--challenges-per-contract', '3',
+      // Farmers fill their --size with prototype chunks at once; the node
+      // ends some of those early to make room for the uploaded pieces.
       '--upload-rate', '1/1000000',
       '--upload-redundancy', '2',
       '--upload-chunk-size', '64KiB',

@@ -24,6 +24,7 @@ type Set struct {
 	LiveTokens      prometheus.Gauge
 	Proofs          *prometheus.CounterVec // by result: accepted, invalid, corrupted, late, repeated
 	ContractsClosed *prometheus.CounterVec // by state: expired, ended, cancelled
+	Displaced       prometheus.Counter     // prototype contracts ended early for uploaded data
 	SnapshotBatch   prometheus.Histogram   // rows per committed batch
 	SnapshotCommit  prometheus.Histogram   // seconds per batch commit
 	SnapshotErrors  prometheus.Counter
@@ -55,6 +56,9 @@ func New() *Set {
 		ContractsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_contracts_closed_total", Help: "Contracts that stopped being live, by final state.",
 		}, []string{"state"}),
+		Displaced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_contracts_displaced_total", Help: "Prototype contracts ended early to make room for pieces of uploads.",
+		}),
 		SnapshotBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sluice_snapshot_batch_rows", Help: "Snapshot records per committed batch (group commit size).",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
@@ -71,7 +75,7 @@ func New() *Set {
 		}),
 	}
 	reg.MustRegister(s.Requests, s.RequestDuration, s.LiveContracts, s.LiveTokens, s.Proofs,
-		s.ContractsClosed, s.SnapshotBatch, s.SnapshotCommit, s.SnapshotErrors, s.RecoverySeconds,
+		s.ContractsClosed, s.Displaced, s.SnapshotBatch, s.SnapshotCommit, s.SnapshotErrors, s.RecoverySeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s
 }

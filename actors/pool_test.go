@@ -1,0 +1,112 @@
+package actors
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+)
+
+func poolChunkOf(b byte, size int64) sluice.Chunk {
+	return sluice.Chunk{FileHash: sluice.FileHash{b}, Size: size, Quote: "q"}
+}
+
+// The pool asks full farmers to end prototype contracts until the pieces
+// short of holders have room, no more.
+func TestPoolDisplaceMakesRoomOnce(t *testing.T) {
+	const kib = 1 << 10
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newUploadPool(2, time.Minute)
+	if p.displace("f1", 32*kib, t0) {
+		t.Fatal("an empty pool displaced a contract")
+	}
+	p.add("q", []sluice.Chunk{poolChunkOf(1, 64*kib)})
+
+	steps := []struct {
+		farmer string
+		want   bool
+	}{
+		{"f1", true}, {"f1", true}, // 64 KiB freed: enough for the piece
+		{"f1", false},
+		{"f2", true}, {"f2", true},
+		{"f3", false}, // two farmers already make room for the two copies
+	}
+	for i, s := range steps {
+		if got := p.displace(s.farmer, 32*kib, t0); got != s.want {
+			t.Fatalf("step %d: displace(%s) = %v, want %v", i, s.farmer, got, s.want)
+		}
+	}
+
+	// The claimed room is kept from prototype chunks, up to the room asked.
+	if got := p.reserved("f1", 256*kib, 256*kib, t0); got != 64*kib {
+		t.Fatalf("reserved f1 = %d, want %d", got, 64*kib)
+	}
+	if got := p.reserved("f1", 32*kib, 256*kib, t0); got != 32*kib {
+		t.Fatalf("reserved f1 in 32 KiB of room = %d, want %d", got, 32*kib)
+	}
+	if got := p.reserved("f3", 256*kib, 256*kib, t0); got != 0 {
+		t.Fatalf("reserved f3 = %d, want 0", got)
+	}
+
+	// Taking the piece ends the claim.
+	if got := p.take("f1", 64*kib, 0); len(got) != 1 {
+		t.Fatalf("take f1: %d pieces, want 1", len(got))
+	}
+	if got := p.reserved("f1", 256*kib, 256*kib, t0); got != 0 {
+		t.Fatalf("reserved f1 after taking = %d, want 0", got)
+	}
+	if got := p.take("f2", 64*kib, 0); len(got) != 1 {
+		t.Fatalf("take f2: %d pieces, want 1", len(got))
+	}
+	if p.displace("f3", 32*kib, t0) {
+		t.Fatal("displaced a contract with every piece held")
+	}
+
+	// A holder lost: the piece is short again and room is made anew.
+	p.lost("f1", sluice.FileHash{1})
+	if !p.displace("f3", 32*kib, t0) {
+		t.Fatal("no room made for a piece that lost a holder")
+	}
+}
+
+func TestPoolClaimsLapse(t *testing.T) {
+	const kib = 1 << 10
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newUploadPool(1, time.Minute)
+	p.add("q", []sluice.Chunk{poolChunkOf(1, 64*kib)})
+	if !p.displace("f1", 32*kib, t0) {
+		t.Fatal("no room asked of f1")
+	}
+	if p.displace("f2", 32*kib, t0.Add(59*time.Second)) {
+		t.Fatal("f2 asked while f1's claim stands")
+	}
+	// f1 never came back: its claim lapses and f2 makes the room instead.
+	if !p.displace("f2", 32*kib, t0.Add(time.Minute)) {
+		t.Fatal("f1's claim did not lapse")
+	}
+	if got := p.reserved("f1", 64*kib, 64*kib, t0.Add(time.Minute)); got != 0 {
+		t.Fatalf("a lapsed claim still reserves %d bytes", got)
+	}
+}
+
+// A farmer too small for a piece is not asked to make room for it: its
+// prototype contracts would end for nothing.
+func TestPoolUnfitFarmer(t *testing.T) {
+	const kib = 1 << 10
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newUploadPool(1, time.Minute)
+	p.add("q", []sluice.Chunk{poolChunkOf(1, 1024*kib)})
+	if !p.displace("small", 32*kib, t0) {
+		t.Fatal("no room asked of the farmer")
+	}
+	// It holds 96 KiB and asks for 32 KiB: it can never take 1 MiB.
+	if got := p.reserved("small", 32*kib, 128*kib, t0); got != 0 {
+		t.Fatalf("reserved %d bytes for a piece the farmer cannot hold", got)
+	}
+	if p.displace("small", 32*kib, t0.Add(time.Second)) {
+		t.Fatal("asked a farmer known too small to make room")
+	}
+	if !p.displace("big", 32*kib, t0.Add(time.Second)) {
+		t.Fatal("the small farmer's dropped claim still blocks others")
+	}
+}
