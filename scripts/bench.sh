@@ -3,7 +3,9 @@
 # figure next to the baseline measured in the same run.
 #
 # Postgres figures need a database: SLUICE_TEST_POSTGRES (default: the
-# local test database). BENCH_CONTRACTS overrides the engine sizes.
+# local test database). BENCH_CONTRACTS overrides the engine sizes;
+# BENCH_ANSWERS the single-proof answers of the answer benchmark;
+# BENCH_FLEET_CONTRACTS and BENCH_FLEET_FARMERS the fleet (1M from 100k).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SLUICE_TEST_POSTGRES="${SLUICE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
@@ -45,6 +47,23 @@ echo "== status list under answer load (cmd/sluice-bench status)"
 echo "== uploads (cmd/sluice-bench uploads)"
 "$out/sluice-bench" uploads | tee "$out/uploads.json"
 
+echo "== farmer answers through the real binary (cmd/sluice-bench answer), both stores"
+go build -o "$out/sluice" ./cmd/sluice
+: > "$out/answer.jsonl"
+for store in postgres embedded; do
+  db=(); [ "$store" = postgres ] && db=(--database-url "$SLUICE_TEST_POSTGRES")
+  "$out/sluice-bench" answer "${db[@]}" --answers "${BENCH_ANSWERS:-30000}" | tee -a "$out/answer.jsonl" ||
+    echo "answer benchmark on $store failed"
+done
+
+echo "== a fleet of virtual farmers on the real binary (cmd/sluice-bench fleet), both stores"
+: > "$out/fleet.jsonl"
+for store in postgres embedded; do
+  db=(); [ "$store" = postgres ] && db=(--database-url "$SLUICE_TEST_POSTGRES")
+  "$out/sluice-bench" fleet "${db[@]}" --contracts "${BENCH_FLEET_CONTRACTS:-1000000}" \
+    --farmers "${BENCH_FLEET_FARMERS:-100000}" | tee -a "$out/fleet.jsonl" || echo "fleet benchmark on $store failed"
+done
+
 echo "== signature verification (chain/)"
 go test -run '^$' -bench 'Verify(Ethereum|Bitcoin)' -count 1 ./chain/ | tee "$out/sig.txt" || true
 
@@ -77,3 +96,28 @@ while read -r line; do
   printf '%-52s %9.0f MiB %11.0f B %8s\n' "resident memory, $n live contracts (per contract)" "$rss" "$per" ""
   printf '%-52s %12.1f s %14s %8s\n' "start-up: load and re-arm $n contracts (Postgres)" "$rearm" "" ""
 done < "$out/engine.jsonl"
+# jv FILE STORE KEY: a number from the JSON line of that store.
+jv() { grep "\"store\":\"$2\"" "$1" | head -1 | sed -E "s/.*\"$3\":([0-9.e+-]+).*/\1/"; }
+for store in postgres embedded; do
+  grep -q "\"store\":\"$store\"" "$out/answer.jsonl" || continue
+  a="$out/answer.jsonl"
+  raw="raw pgx CopyFrom"; [ "$store" = embedded ] && raw="raw bbolt batch"
+  printf '%-52s %9.0f /s %9.0f /s %8.2f\n' "single-proof /answer ($store) vs trivial handler" \
+    "$(jv "$a" $store single_per_s)" "$(jv "$a" $store single_baseline_per_s)" "$(jv "$a" $store single_ratio)"
+  printf '%-52s %9.0f /s %9.0f /s %8.2f\n' "  proofs in batches of 100 vs $raw of as many rows" \
+    "$(jv "$a" $store batch_proofs_per_s)" "$(jv "$a" $store batch_baseline_rows_per_s)" "$(jv "$a" $store batch_ratio)"
+  printf '%-52s %10.1f ms %10.1f ms %8s\n' "  p99 /answer at $(printf %.0f "$(jv "$a" $store latency_rate_per_s)")/s (half max) vs trivial handler" \
+    "$(jv "$a" $store latency_p99_ms)" "$(jv "$a" $store latency_baseline_p99_ms)" "$(ratio "$(jv "$a" $store latency_p99_ms)" "$(jv "$a" $store latency_baseline_p99_ms)")"
+  printf '%-52s %12s %14s\n' "  acknowledged answers lost after SIGKILL" "$(jv "$a" $store acks_lost) of $(jv "$a" $store acks_checked)" ""
+done
+for store in postgres embedded; do
+  grep -q "\"store\":\"$store\"" "$out/fleet.jsonl" || continue
+  f="$out/fleet.jsonl"
+  n="$(jv "$f" $store contracts)"; fa="$(jv "$f" $store farmers)"
+  printf '%-52s %9.0f MiB %11.0f B %8s\n' "$n contracts from $fa farmers over HTTP ($store): RSS" \
+    "$(jv "$f" $store rss_mib)" "$(jv "$f" $store rss_bytes_per_contract)" ""
+  printf '%-52s %9.0f MiB %11.0f B %8s\n' "  RSS after a restart (per contract)" \
+    "$(jv "$f" $store rss_restarted_mib)" "$(jv "$f" $store rss_restarted_bytes_per_contract)" ""
+  printf '%-52s %12.1f s %14s %8s\n' "  SIGKILL to /readyz ready" "$(jv "$f" $store kill_to_ready_seconds)" "" ""
+  printf '%-52s %12.1f s %14s %8s\n' "  SIGKILL to every contract actor started (armed)" "$(jv "$f" $store kill_to_armed_seconds)" "" ""
+done

@@ -11,6 +11,17 @@
 //	sluice-bench status --farmers 100000
 //
 // measures the status list's latency under answer load (see status.go).
+//
+//	sluice-bench answer [--sluice BIN] [--database-url URL]
+//
+// runs the real node binary and measures its answer path: single-proof
+// answers per second, proofs per second in batches, and latency at half
+// the maximum rate, each next to its baseline (see answer.go).
+//
+//	sluice-bench fleet [--sluice BIN] [--database-url URL] --contracts 1000000 --farmers 100000
+//
+// fills the real node with live contracts over HTTP, reads its resident
+// memory, kills it with SIGKILL and times the restart (see fleet.go).
 package main
 
 import (
@@ -20,11 +31,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,8 +68,21 @@ type result struct {
 }
 
 func main() {
-	if len(os.Args) >= 2 && os.Args[1] == "uploads" {
-		if err := uploadsBench(os.Args[2:]); err != nil {
+	subcommands := map[string]func([]string) error{
+		"uploads":         uploadsBench,
+		"answer":          answerBench,
+		"fleet":           fleetBench,
+		"baseline-server": baselineServe,
+	}
+	if len(os.Args) >= 2 && subcommands[os.Args[1]] != nil {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			<-sig
+			runExits()
+			os.Exit(1)
+		}()
+		if err := subcommands[os.Args[1]](os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 			os.Exit(1)
 		}
@@ -70,7 +96,10 @@ func main() {
 		return
 	}
 	if len(os.Args) < 2 || os.Args[1] != "engine" {
-		fmt.Fprintln(os.Stderr, "usage: sluice-bench engine --contracts N [--database-url URL | --data-dir DIR]\n       sluice-bench status [--farmers N]")
+		fmt.Fprintln(os.Stderr, "usage: sluice-bench engine --contracts N [--database-url URL | --data-dir DIR]\n"+
+			"       sluice-bench status [--farmers N]\n       sluice-bench uploads\n"+
+			"       sluice-bench answer [--sluice BIN] [--database-url URL]\n"+
+			"       sluice-bench fleet [--sluice BIN] [--database-url URL] [--farmers N] [--contracts N]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("engine", flag.ExitOnError)

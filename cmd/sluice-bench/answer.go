@@ -1,0 +1,1000 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/farmer"
+	"github.com/sluicehq/sluice/proof"
+)
+
+// answerResult is the JSON line of one `sluice-bench answer` run.
+type answerResult struct {
+	Store          string `json:"store"`
+	Workers        int    `json:"workers"`
+	ChunkSize      int64  `json:"chunk_size"`
+	ProofBodyBytes int    `json:"proof_body_bytes"`
+
+	// (1) single-proof /answer, closed loop, against the trivial handler.
+	SingleAnswers     int     `json:"single_answers"`
+	SinglePerSec      float64 `json:"single_per_s"`
+	SingleBasePerSec  float64 `json:"single_baseline_per_s"`
+	SingleRatio       float64 `json:"single_ratio"`
+	SingleCPUus       float64 `json:"single_node_cpu_us"`
+	SingleBaseCPUus   float64 `json:"single_baseline_cpu_us"`
+	SingleRefused     int64   `json:"single_not_accepted"`
+	SingleBaseRefused int64   `json:"single_baseline_failed"`
+
+	// (2) batches of BatchSize proofs per request, against a raw write of
+	// as many rows (pgx CopyFrom or one bbolt transaction).
+	BatchSize        int     `json:"batch_size"`
+	BatchWorkers     int     `json:"batch_workers"`
+	BatchProofs      int     `json:"batch_proofs"`
+	BatchPerSec      float64 `json:"batch_proofs_per_s"`
+	BatchBaseline    string  `json:"batch_baseline"`
+	BatchBasePerSec  float64 `json:"batch_baseline_rows_per_s"`
+	BatchRatio       float64 `json:"batch_ratio"`
+	BatchCPUus       float64 `json:"batch_node_cpu_us_per_proof"`
+	BatchRefused     int64   `json:"batch_not_accepted"`
+	BatchBaseRowSize float64 `json:"batch_baseline_row_bytes"`
+
+	// (3) open-loop constant rate at half of (1).
+	LatencyRate      float64 `json:"latency_rate_per_s"`
+	LatencyRequests  int     `json:"latency_requests"`
+	LatencyP50Ms     float64 `json:"latency_p50_ms"`
+	LatencyP99Ms     float64 `json:"latency_p99_ms"`
+	LatencyMaxMs     float64 `json:"latency_max_ms"`
+	LatencyRefused   int64   `json:"latency_not_accepted"`
+	LatencyBaseP50Ms float64 `json:"latency_baseline_p50_ms"`
+	LatencyBaseP99Ms float64 `json:"latency_baseline_p99_ms"`
+
+	// The durability check: every acknowledged answer is still answered
+	// after a SIGKILL and a restart.
+	AcksChecked int `json:"acks_checked"`
+	AcksLost    int `json:"acks_lost"`
+
+	// Status codes other than 200 the node sent, and its warn/error log
+	// events, over the whole run.
+	NodeStatus   map[string]int64 `json:"node_non_200,omitempty"`
+	NodeWarnings map[string]int   `json:"node_log_warnings,omitempty"`
+	LoadAverage  [2]float64       `json:"machine_load_average"` // 1-minute load at the start and the end
+	SetupSeconds float64          `json:"setup_seconds"`
+	TotalSeconds float64          `json:"total_seconds"`
+}
+
+// answerBench measures the farmer API's answer path on the real binary:
+// single-proof answers per second against a trivial handler in a separate
+// process served and loaded the same way, proofs per second in batches
+// against a raw store write of as many rows, and p99 latency at half the
+// single-proof maximum under an open-loop constant rate.
+func answerBench(args []string) error {
+	fs := flag.NewFlagSet("answer", flag.ExitOnError)
+	bin := fs.String("sluice", "", "the sluice binary (default: sluice next to this program)")
+	dbURL := fs.String("database-url", "", "Postgres URL (a fresh schema is made and dropped); empty: the embedded store")
+	workers := fs.Int("workers", 64, "concurrent requests of the closed-loop phases (1)")
+	answers := fs.Int("answers", 30_000, "single-proof answers of phase (1), as many baseline requests")
+	rounds := fs.Int("rounds", 3, "phase (1) alternates node and baseline this many times")
+	batchProofs := fs.Int("batch-proofs", 30_000, "proofs of phase (2)")
+	batchSize := fs.Int("batch-size", 100, "proofs per request in phase (2)")
+	batchWorkers := fs.Int("batch-workers", 8, "concurrent requests of phase (2)")
+	latencySecs := fs.Float64("latency-seconds", 10, "length of the constant-rate phase (3)")
+	chunkSize := fs.Int64("chunk-size", 32768, "prototype chunk size (the node's smallest default size)")
+	perFarmer := fs.Int("contracts-per-farmer", 20, "contracts per virtual farmer in phases (1) and (3)")
+	interval := fs.Duration("challenge-interval", 30*time.Minute, "the node's challenge interval: longer than the run, so no challenge is due")
+	metricsOut := fs.String("metrics-out", "", "write the node's /metrics here before it is killed")
+	fs.Parse(args)
+	if *batchProofs%*batchSize != 0 {
+		return fmt.Errorf("--batch-proofs %d: want a multiple of --batch-size %d", *batchProofs, *batchSize)
+	}
+	began := time.Now()
+	ctx := context.Background()
+	path, err := sluiceBinary(*bin)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "sluice-bench-answer")
+	if err != nil {
+		return err
+	}
+	defer atExit(func() { os.RemoveAll(dir) })()
+	res := answerResult{Store: "embedded", Workers: *workers, ChunkSize: *chunkSize, BatchSize: *batchSize, BatchWorkers: *batchWorkers}
+	res.LoadAverage[0] = loadAverage()
+	nodeArgs := []string{"--data-dir", filepath.Join(dir, "data"),
+		"--challenge-interval", interval.String(), "--chunk-sizes", strconv.FormatInt(*chunkSize, 10),
+		"--default-chunk-size", strconv.FormatInt(*chunkSize, 10), "--chunks-per-request", "0",
+		"--max-tokens-per-ip", "0", "--token-rate", "0", "--challenges-per-contract", "0"}
+	var schemaURL string
+	if *dbURL != "" {
+		res.Store = "postgres"
+		u, drop, err := freshSchema(ctx, *dbURL)
+		if err != nil {
+			return err
+		}
+		defer atExit(drop)()
+		schemaURL = u
+		nodeArgs = append(nodeArgs, "--database-url", u)
+	}
+	node, err := startNode(path, nodeArgs, filepath.Join(dir, "node.log"), "")
+	if err != nil {
+		return err
+	}
+	defer func() { node.stop() }()
+	if err := node.waitReady(5 * time.Minute); err != nil {
+		return err
+	}
+	base, err := startBaselineServer()
+	if err != nil {
+		return err
+	}
+	defer base.stop()
+
+	hc := benchClient(*workers * 4)
+	fc, err := farmer.NewClient(node.url(), hc)
+	if err != nil {
+		return err
+	}
+	b := &farmBuilder{fc: fc, workers: 16}
+	warm(hc, node.url()+"/healthz", base.url+"/healthz", *workers)
+
+	// Contracts for phases (1) and (2) are made before anything is timed;
+	// those of (3) once (1) has given its rate.
+	setup := time.Now()
+	single, err := b.farms(ctx, ceilDiv(*answers, *perFarmer), *perFarmer, *chunkSize)
+	if err != nil {
+		return fmt.Errorf("phase 1 contracts: %w", err)
+	}
+	batched, err := b.farms(ctx, *batchProofs / *batchSize, *batchSize, *chunkSize)
+	if err != nil {
+		return fmt.Errorf("phase 2 contracts: %w", err)
+	}
+	singleReqs, err := singleRequests(single, *answers)
+	if err != nil {
+		return err
+	}
+	batchReqs, err := batchRequests(batched, *batchSize)
+	if err != nil {
+		return err
+	}
+	res.SetupSeconds = time.Since(setup).Seconds()
+	res.ProofBodyBytes = len(singleReqs[0].body)
+	acked := newAckSet()
+	nodeCodes := &codeCount{m: map[string]int64{}}
+
+	// (1) Closed loop: W workers, alternating rounds of baseline and node
+	// requests with the same paths and bodies.
+	res.SingleAnswers = len(singleReqs)
+	var nodeTook, baseTook time.Duration
+	var nodeCPU, baseCPU int64
+	for r := range *rounds {
+		part := singleReqs[r*len(singleReqs) / *rounds : (r+1)*len(singleReqs) / *rounds]
+		t0 := cpuTicksOr0(base.pid())
+		took, failed := closedLoop(hc, base.url, part, *workers, nil, nil)
+		baseCPU += cpuTicksOr0(base.pid()) - t0
+		baseTook += took
+		res.SingleBaseRefused += failed
+		t0 = cpuTicksOr0(node.pid())
+		took, refused := closedLoop(hc, node.url(), part, *workers, acked, nodeCodes)
+		nodeCPU += cpuTicksOr0(node.pid()) - t0
+		nodeTook += took
+		res.SingleRefused += refused
+	}
+	res.SinglePerSec = float64(len(singleReqs)) / nodeTook.Seconds()
+	res.SingleBasePerSec = float64(len(singleReqs)) / baseTook.Seconds()
+	res.SingleRatio = res.SinglePerSec / res.SingleBasePerSec
+	res.SingleCPUus = float64(nodeCPU) * 1e4 / float64(len(singleReqs))
+	res.SingleBaseCPUus = float64(baseCPU) * 1e4 / float64(len(singleReqs))
+
+	// (2) Batches of batchSize proofs, then the raw write of as many rows.
+	res.BatchProofs = *batchProofs
+	t0 := cpuTicksOr0(node.pid())
+	took, refused := closedLoop(hc, node.url(), batchReqs, *batchWorkers, acked, nodeCodes)
+	res.BatchCPUus = float64(cpuTicksOr0(node.pid())-t0) * 1e4 / float64(*batchProofs)
+	res.BatchRefused = refused
+	res.BatchPerSec = float64(*batchProofs) / took.Seconds()
+	rows := snapshotRows(batched)
+	res.BatchBaseRowSize = rowBytes(rows)
+	if schemaURL != "" {
+		res.BatchBaseline = "pgx CopyFrom of as many contract rows into an empty copy of the snapshots table"
+		res.BatchBasePerSec, err = copyFromBaseline(ctx, schemaURL, rows)
+	} else {
+		res.BatchBaseline = "one bbolt transaction putting as many contract rows into a fresh file, fsync'd"
+		res.BatchBasePerSec, err = boltBaseline(filepath.Join(dir, "baseline.db"), rows)
+	}
+	if err != nil {
+		return fmt.Errorf("batch baseline: %w", err)
+	}
+	res.BatchRatio = res.BatchPerSec / res.BatchBasePerSec
+
+	// (3) Open loop at half the rate of (1): the baseline first at the
+	// same rate and with the same bodies, then the node.
+	res.LatencyRate = res.SinglePerSec / 2
+	n3 := int(math.Ceil(res.LatencyRate * *latencySecs))
+	steady, err := b.farms(ctx, ceilDiv(n3, *perFarmer), *perFarmer, *chunkSize)
+	if err != nil {
+		return fmt.Errorf("phase 3 contracts: %w", err)
+	}
+	steadyReqs, err := singleRequests(steady, n3)
+	if err != nil {
+		return err
+	}
+	res.LatencyRequests = len(steadyReqs)
+	time.Sleep(time.Second) // let the set-up's writes drain
+	warm(hc, node.url()+"/healthz", base.url+"/healthz", *workers)
+	baseLat, _ := openLoop(hc, base.url, steadyReqs, res.LatencyRate, nil, nil)
+	nodeLat, refused := openLoop(hc, node.url(), steadyReqs, res.LatencyRate, acked, nodeCodes)
+	res.LatencyRefused = refused
+	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = pct(nodeLat, 50), pct(nodeLat, 99), pct(nodeLat, 100)
+	res.LatencyBaseP50Ms, res.LatencyBaseP99Ms = pct(baseLat, 50), pct(baseLat, 99)
+
+	if *metricsOut != "" {
+		if err := saveMetrics(node.url(), *metricsOut); err != nil {
+			return err
+		}
+	}
+
+	// Durability: SIGKILL, restart on the same store, and ask for every
+	// acknowledged contract's state.
+	node.kill()
+	node, err = startNode(path, nodeArgs, filepath.Join(dir, "node2.log"), node.addr)
+	if err != nil {
+		return err
+	}
+	if err := node.waitReady(5 * time.Minute); err != nil {
+		return err
+	}
+	res.AcksChecked, res.AcksLost, err = checkAcks(ctx, fc, acked)
+	if err != nil {
+		return fmt.Errorf("check acknowledged answers: %w", err)
+	}
+	res.NodeStatus = nodeCodes.m
+	res.NodeWarnings = node.warnings()
+	res.LoadAverage[1] = loadAverage()
+	res.TotalSeconds = time.Since(began).Seconds()
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// baselineServe is the trivial handler of the baseline process: it reads
+// the body and writes the node's reply to an accepted answer.
+func baselineServe(args []string) error {
+	fs := flag.NewFlagSet("baseline-server", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	fs.Parse(args)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	// The node's listener settings (cmd/sluice/serve.go).
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	return hs.Serve(ln)
+}
+
+// baselineProc is the trivial handler running as its own process, so that
+// it is served like the node: another process on a loopback listener.
+type baselineProc struct {
+	cmd *exec.Cmd
+	url string
+}
+
+func startBaselineServer() (*baselineProc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "baseline-server")
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("baseline server: %w", err)
+	}
+	return &baselineProc{cmd: cmd, url: "http://" + strings.TrimSpace(line)}, nil
+}
+
+func (b *baselineProc) pid() int { return b.cmd.Process.Pid }
+
+func (b *baselineProc) stop() {
+	b.cmd.Process.Kill()
+	b.cmd.Wait()
+}
+
+// sluiceBinary finds the node binary: the flag, else sluice next to this
+// program.
+func sluiceBinary(flagged string) (string, error) {
+	if flagged != "" {
+		return filepath.Abs(flagged)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(filepath.Dir(self), "sluice")
+	if _, err := os.Stat(p); err != nil {
+		return "", errors.New("no sluice binary next to sluice-bench: go build -o DIR/sluice ./cmd/sluice, or pass --sluice")
+	}
+	return p, nil
+}
+
+// nodeProc is `sluice serve` as a child process, so it can be killed.
+type nodeProc struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{}
+	mu   sync.Mutex
+	warn map[string]int // warn and error log events by name
+}
+
+// startNode runs `sluice serve args` with its log in logPath. With addr
+// empty the node listens on a free loopback port, learned from its log;
+// otherwise on addr. It returns once the process listens (or, with addr
+// given, once it has started: the caller polls /readyz).
+func startNode(bin string, args []string, logPath, addr string) (*nodeProc, error) {
+	listen := addr
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	args = append([]string{"serve", "--listen", listen, "--private-listen", "127.0.0.1:0"}, args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = os.Environ()
+	// The node dies with the benchmark, however the benchmark ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	n := &nodeProc{cmd: cmd, addr: addr, done: make(chan struct{}), warn: map[string]int{}}
+	listening := make(chan string, 1)
+	go func() {
+		defer close(n.done)
+		defer logf.Close()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			logf.Write(append(line, '\n'))
+			var ev struct {
+				Level string `json:"level"`
+				Msg   string `json:"msg"`
+				Addr  string `json:"addr"`
+			}
+			if json.Unmarshal(line, &ev) != nil {
+				continue
+			}
+			if ev.Msg == "node.listening" {
+				select {
+				case listening <- ev.Addr:
+				default:
+				}
+			}
+			if ev.Level != "info" && ev.Level != "debug" && ev.Msg != "node.geoip" && ev.Msg != "node.registry" {
+				n.mu.Lock()
+				n.warn[ev.Level+" "+ev.Msg]++
+				n.mu.Unlock()
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		cmd.Wait()
+	}()
+	if addr != "" {
+		return n, nil
+	}
+	select {
+	case n.addr = <-listening:
+		return n, nil
+	case <-n.done:
+		return nil, fmt.Errorf("the node exited before listening; its log: %s", logPath)
+	case <-time.After(2 * time.Minute):
+		n.kill()
+		return nil, errors.New("the node did not listen within 2 minutes")
+	}
+}
+
+func (n *nodeProc) url() string { return "http://" + n.addr }
+func (n *nodeProc) pid() int    { return n.cmd.Process.Pid }
+
+func (n *nodeProc) warnings() map[string]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return maps.Clone(n.warn)
+}
+
+// waitReady polls /readyz until it answers 200.
+func (n *nodeProc) waitReady(limit time.Duration) error {
+	_, err := pollReady(n.url(), n.done, limit)
+	return err
+}
+
+// pollReady asks url/readyz every 10 ms until it answers 200 and returns
+// when it did.
+func pollReady(url string, exited <-chan struct{}, limit time.Duration) (time.Time, error) {
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		r, err := c.Get(url + "/readyz")
+		if err == nil {
+			io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				return time.Now(), nil
+			}
+		}
+		select {
+		case <-exited:
+			return time.Time{}, errors.New("the node exited before it was ready")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return time.Time{}, fmt.Errorf("the node was not ready after %s", limit)
+}
+
+// kill ends the node with SIGKILL, as a crash would, and waits for it.
+func (n *nodeProc) kill() {
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.done
+}
+
+// stop ends the node with SIGTERM, then SIGKILL after a minute.
+func (n *nodeProc) stop() {
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.done:
+	case <-time.After(time.Minute):
+		n.kill()
+	}
+}
+
+// benchClient is the one pooled client of every timed phase, for the node
+// and the baseline alike.
+func benchClient(conns int) *http.Client {
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     2 * time.Minute,
+		DisableCompression:  true,
+	}}
+}
+
+// warm opens the pool's connections to both servers before timing.
+func warm(hc *http.Client, a, b string, n int) {
+	var wg sync.WaitGroup
+	for range n {
+		for _, u := range []string{a, b} {
+			wg.Go(func() {
+				if r, err := hc.Get(u); err == nil {
+					io.Copy(io.Discard, r.Body)
+					r.Body.Close()
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
+
+// farm is one virtual farmer and the contracts it was handed.
+type farm struct {
+	token string
+	items []farmer.ChunkItem
+}
+
+// farmBuilder makes virtual farmers over HTTP: GET /new, then one /chunk
+// asking for exactly per contracts. Addresses are never reused.
+type farmBuilder struct {
+	fc      *farmer.Client
+	workers int
+	next    atomic.Int64
+}
+
+func (b *farmBuilder) farms(ctx context.Context, n, per int, size int64) ([]farm, error) {
+	out := make([]farm, n)
+	var i atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range b.workers {
+		wg.Go(func() {
+			for {
+				k := int(i.Add(1)) - 1
+				if k >= n || failed.Load() != nil {
+					return
+				}
+				f, err := b.farm(ctx, per, size)
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				out[k] = f
+			}
+		})
+	}
+	wg.Wait()
+	if p := failed.Load(); p != nil {
+		return nil, *p
+	}
+	return out, nil
+}
+
+func (b *farmBuilder) farm(ctx context.Context, per int, size int64) (farm, error) {
+	addr := fmt.Sprintf("0x%040x", b.next.Add(1))
+	tok, err := b.fc.New(ctx, addr, "", "")
+	if err != nil {
+		return farm{}, err
+	}
+	items, err := b.fc.Chunks(ctx, tok.Token, int64(per)*size)
+	if err != nil {
+		return farm{}, err
+	}
+	if len(items) != per {
+		return farm{}, fmt.Errorf("/chunk handed out %d contracts, want %d", len(items), per)
+	}
+	return farm{token: tok.Token, items: items}, nil
+}
+
+// request is one timed POST: its path below the server's URL, its body,
+// and the contracts it answers (for the durability check).
+type request struct {
+	path  string
+	body  []byte
+	token string
+	items []sluice.FileHash
+	batch bool // POST /answer/{token}: the reply is a report
+}
+
+// prove answers every contract's first challenge from its seeded bytes,
+// on all cores.
+func prove(farms []farm) ([][]proof.Proof, error) {
+	out := make([][]proof.Proof, len(farms))
+	var i atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				k := int(i.Add(1)) - 1
+				if k >= len(farms) {
+					return
+				}
+				ps := make([]proof.Proof, len(farms[k].items))
+				for j, it := range farms[k].items {
+					p, err := farmer.ProveReader(proof.NewSeeded(it.Seed, it.Size), it.Tag, it.Challenge)
+					if err != nil {
+						failed.CompareAndSwap(nil, &err)
+						return
+					}
+					ps[j] = p
+				}
+				out[k] = ps
+			}
+		})
+	}
+	wg.Wait()
+	if p := failed.Load(); p != nil {
+		return nil, *p
+	}
+	return out, nil
+}
+
+// singleRequests makes n single-proof answers, POST /answer/{token}/{hash},
+// interleaving farmers so that consecutive requests hit different tokens.
+func singleRequests(farms []farm, n int) ([]request, error) {
+	proofs, err := prove(farms)
+	if err != nil {
+		return nil, err
+	}
+	var out []request
+	for j := 0; len(out) < n; j++ {
+		for k, f := range farms {
+			if j >= len(f.items) || len(out) == n {
+				continue
+			}
+			body, _ := json.Marshal(map[string]proof.Proof{"proof": proofs[k][j]})
+			h := f.items[j].FileHash
+			out = append(out, request{path: farmer.APIPrefix + "/answer/" + f.token + "/" + h.String(),
+				body: body, token: f.token, items: []sluice.FileHash{h}})
+		}
+	}
+	return out, nil
+}
+
+// batchRequests makes one POST /answer/{token} per farmer with all its
+// contracts' proofs.
+func batchRequests(farms []farm, size int) ([]request, error) {
+	proofs, err := prove(farms)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]request, 0, len(farms))
+	for k, f := range farms {
+		items := make([]farmer.ProofItem, len(f.items))
+		hashes := make([]sluice.FileHash, len(f.items))
+		for j, it := range f.items {
+			items[j] = farmer.ProofItem{FileHash: it.FileHash, Proof: proofs[k][j]}
+			hashes[j] = it.FileHash
+		}
+		body, _ := json.Marshal(map[string]any{"proofs": items})
+		out = append(out, request{path: farmer.APIPrefix + "/answer/" + f.token, body: body, token: f.token, items: hashes, batch: true})
+	}
+	return out, nil
+}
+
+// ackSet records the contracts whose answers the node acknowledged.
+type ackSet struct {
+	mu sync.Mutex
+	m  map[string][]sluice.FileHash // token → hashes
+	n  int
+}
+
+func newAckSet() *ackSet { return &ackSet{m: map[string][]sluice.FileHash{}} }
+
+func (a *ackSet) add(token string, hs ...sluice.FileHash) {
+	a.mu.Lock()
+	a.m[token] = append(a.m[token], hs...)
+	a.n += len(hs)
+	a.mu.Unlock()
+}
+
+// codeCount counts the node's answers other than 200, and transport errors.
+type codeCount struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (c *codeCount) add(key string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.m[key]++
+	c.mu.Unlock()
+}
+
+// send posts one request and reads the answer. For a node (acks not nil)
+// it counts what was acknowledged: a 200 for a single answer, each "ok"
+// item of a batch report. It returns how many of the request's proofs were
+// not accepted (for the baseline: 1 if the request failed).
+func send(hc *http.Client, base string, r *request, acks *ackSet, codes *codeCount) int64 {
+	resp, err := hc.Post(base+r.path, "application/json", bytes.NewReader(r.body))
+	if err != nil {
+		codes.add("transport error: " + unwrapErr(err))
+		return int64(len(r.items))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		var e struct{ Message string }
+		json.Unmarshal(body, &e)
+		codes.add(fmt.Sprintf("%d %s", resp.StatusCode, e.Message))
+		return int64(len(r.items))
+	}
+	if acks == nil {
+		return 0
+	}
+	if !r.batch {
+		acks.add(r.token, r.items[0])
+		return 0
+	}
+	var rep struct {
+		Report []farmer.ReportItem `json:"report"`
+	}
+	if err := json.Unmarshal(body, &rep); err != nil || len(rep.Report) != len(r.items) {
+		codes.add("200 with a malformed report")
+		return int64(len(r.items))
+	}
+	var missed int64
+	for i, it := range rep.Report {
+		if it.Status == farmer.StatusOK && it.FileHash == r.items[i] {
+			acks.add(r.token, it.FileHash)
+		} else {
+			codes.add("200 item " + it.Error)
+			missed++
+		}
+	}
+	return missed
+}
+
+func unwrapErr(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Err.Error()
+	}
+	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Timeout") {
+		return "timeout"
+	}
+	return err.Error()
+}
+
+// closedLoop sends every request from workers goroutines, each sending its
+// next request when the previous one is answered; it returns the time the
+// whole set took and the proofs not accepted.
+func closedLoop(hc *http.Client, base string, reqs []request, workers int, acks *ackSet, codes *codeCount) (time.Duration, int64) {
+	var next atomic.Int64
+	var missed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(reqs) {
+					return
+				}
+				missed.Add(send(hc, base, &reqs[k], acks, codes))
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), missed.Load()
+}
+
+// openLoop sends the requests at a constant rate whatever the answers do,
+// each on its own goroutine at its scheduled instant; a request's latency
+// runs from its scheduled instant (not from when it could be sent), so a
+// stalled server is not hidden by a stalled sender.
+func openLoop(hc *http.Client, base string, reqs []request, rate float64, acks *ackSet, codes *codeCount) ([]time.Duration, int64) {
+	lat := make([]time.Duration, len(reqs))
+	var missed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now().Add(50 * time.Millisecond)
+	for k := range reqs {
+		at := start.Add(time.Duration(float64(k) / rate * float64(time.Second)))
+		if d := time.Until(at); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Go(func() {
+			missed.Add(send(hc, base, &reqs[k], acks, codes))
+			lat[k] = time.Since(at)
+		})
+	}
+	wg.Wait()
+	return lat, missed.Load()
+}
+
+// snapshotRows makes the rows the node writes when it accepts these
+// contracts' answers: contract snapshots with the same ids, owners and
+// shape of state.
+func snapshotRows(farms []farm) []sluice.Record {
+	scheme := proof.MerkleSegment(proof.DefaultParams())
+	now := time.Now()
+	var rows []sluice.Record
+	for _, f := range farms {
+		raw, _ := sluice.ParseToken(f.token)
+		for _, it := range f.items {
+			c := sluice.NewContract(raw.FarmerID(), sluice.Chunk{FileHash: it.FileHash, Size: it.Size, Seed: it.Seed, Tag: it.Tag},
+				scheme, sluice.Terms{Interval: 30 * time.Minute}, now, [32]byte(it.FileHash))
+			c.Answered, c.Proofs, c.Version = true, 1, 2
+			state, _ := json.Marshal(c)
+			rows = append(rows, sluice.Record{Kind: sluice.KindContract, ID: c.ID(), Owner: c.Farmer, Version: c.Version, Live: true, State: state})
+		}
+	}
+	return rows
+}
+
+func rowBytes(rows []sluice.Record) float64 {
+	n := 0
+	for _, r := range rows {
+		n += len(r.ID) + len(r.Owner) + len(r.State) + 11
+	}
+	return float64(n) / float64(len(rows))
+}
+
+// copyFromBaseline is raw pgx CopyFrom of rows into an empty copy of the
+// node's snapshots table: append only, no upsert, no version check.
+func copyFromBaseline(ctx context.Context, url string, rows []sluice.Record) (float64, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE snapshots_copy (LIKE snapshots INCLUDING ALL)"); err != nil {
+		return 0, err
+	}
+	cols := []string{"kind", "id", "owner", "version", "live", "state"}
+	start := time.Now()
+	n, err := conn.CopyFrom(ctx, pgx.Identifier{"snapshots_copy"}, cols,
+		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			r := &rows[i]
+			return []any{int16(r.Kind), r.ID, r.Owner, int64(r.Version), r.Live, r.State}, nil
+		}))
+	took := time.Since(start)
+	if err != nil || n != int64(len(rows)) {
+		return 0, fmt.Errorf("CopyFrom: %d rows, %v", n, err)
+	}
+	return float64(len(rows)) / took.Seconds(), nil
+}
+
+// boltBaseline is the embedded store's twin: one bbolt transaction putting
+// rows, encoded as the store encodes them, into a fresh file; the commit
+// fsyncs.
+func boltBaseline(path string, rows []sluice.Record) (float64, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(path)
+	defer db.Close()
+	start := time.Now()
+	err = db.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucketIfNotExists([]byte("snap/contract/live"))
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			v := []byte{1}
+			v = binary.AppendUvarint(v, r.Version)
+			v = binary.AppendUvarint(v, uint64(len(r.Owner)))
+			v = append(append(v, r.Owner...), r.State...)
+			if err := bk.Put([]byte(r.ID), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	took := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	return float64(len(rows)) / took.Seconds(), nil
+}
+
+// checkAcks asks the node for the state of every acknowledged contract and
+// counts those no longer answered.
+func checkAcks(ctx context.Context, fc *farmer.Client, acks *ackSet) (checked, lost int, err error) {
+	tokens := make([]string, 0, len(acks.m))
+	for t := range acks.m {
+		tokens = append(tokens, t)
+	}
+	sort.Strings(tokens)
+	var mu sync.Mutex
+	var i atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for {
+				k := int(i.Add(1)) - 1
+				if k >= len(tokens) || failed.Load() != nil {
+					return
+				}
+				hs := acks.m[tokens[k]]
+				items, err := fc.Challenges(ctx, tokens[k], hs)
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				l := 0
+				for _, it := range items {
+					if !it.Answered {
+						l++
+					}
+				}
+				mu.Lock()
+				checked += len(hs)
+				lost += l + len(hs) - len(items)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if p := failed.Load(); p != nil {
+		return checked, lost, *p
+	}
+	return checked, lost, nil
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// saveMetrics writes the node's /metrics page to path.
+func saveMetrics(base, path string) error {
+	r, err := http.Get(base + "/metrics")
+	if err != nil {
+		return err
+	}
+	defer r.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// cpuTicksOr0 is cpuTicks, or 0 when /proc cannot be read.
+func cpuTicksOr0(pid int) int64 {
+	t, _ := cpuTicks(pid)
+	return t
+}
+
+// loadAverage is the machine's 1-minute load average: the figures of a
+// run are comparable only with others taken on an equally quiet machine.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// Clean-ups that must also run when the benchmark is interrupted: the
+// node's temporary directory and the Postgres schema. (The child processes
+// die with the benchmark through Pdeathsig.)
+var (
+	exitMu    sync.Mutex
+	exitFuncs []func()
+)
+
+// atExit registers f to run, last registered first, when the subcommand
+// returns or the benchmark is interrupted; the returned func runs f now
+// instead (once).
+func atExit(f func()) func() {
+	once := sync.OnceFunc(f)
+	exitMu.Lock()
+	exitFuncs = append(exitFuncs, once)
+	exitMu.Unlock()
+	return once
+}
+
+// runExits runs the registered clean-ups.
+func runExits() {
+	exitMu.Lock()
+	fs := exitFuncs
+	exitFuncs = nil
+	exitMu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+}

@@ -1,0 +1,358 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/farmer"
+)
+
+// fleetResult is the JSON line of one `sluice-bench fleet` run.
+type fleetResult struct {
+	Store     string `json:"store"`
+	Farmers   int    `json:"farmers"`
+	Contracts int    `json:"contracts"`
+	ChunkSize int64  `json:"chunk_size"`
+	Workers   int    `json:"workers"`
+
+	// Filling the node over HTTP: one /new and one /chunk per farmer.
+	BuildSeconds    float64 `json:"build_seconds"`
+	ContractsPerSec float64 `json:"build_contracts_per_s"`
+	LiveContracts   int64   `json:"live_contracts"`
+
+	// The node process's resident set: empty, once filled, and once
+	// restarted on the same store (no garbage of the filling).
+	RSSEmptyMiB        float64 `json:"rss_empty_mib"`
+	RSSMiB             float64 `json:"rss_mib"`
+	PeakRSSMiB         float64 `json:"peak_rss_mib"`
+	BytesPerContract   float64 `json:"rss_bytes_per_contract"`
+	RSSRestartedMiB    float64 `json:"rss_restarted_mib"`
+	BytesPerContractRS float64 `json:"rss_restarted_bytes_per_contract"`
+
+	// SIGKILL to /readyz answering 200 (the engine has loaded every live
+	// contract and a manager has spawned each contract's actor), the
+	// node's own recovery time, and SIGKILL to every actor having run its
+	// start, which arms its deadline: protoactor runs each new actor's
+	// Started message on a goroutine of its own, so the node's goroutine
+	// count falls back to its idle level once all have run.
+	KillToReadySeconds  float64          `json:"kill_to_ready_seconds"`
+	NodeRecoverySeconds float64          `json:"node_recovery_seconds"`
+	KillToArmedSeconds  float64          `json:"kill_to_armed_seconds"`
+	IdleGoroutines      int              `json:"idle_goroutines"`
+	LiveAfterRestart    int64            `json:"live_contracts_after_restart"`
+	SampleContracts     int              `json:"sample_contracts"`
+	SampleChallenged    int              `json:"sample_with_challenge"`
+	SampleFirstAnswerMs float64          `json:"sample_first_answer_ms"`
+	NodeWarnings        map[string]int   `json:"node_log_warnings,omitempty"`
+	NodeStatus          map[string]int64 `json:"node_non_200,omitempty"`
+	TotalSeconds        float64          `json:"total_seconds"`
+}
+
+// fleetBench fills the real node with contracts from virtual farmers over
+// HTTP, reads the node's resident memory, kills it with SIGKILL, restarts
+// it on the same store, and times how long until it is ready again.
+func fleetBench(args []string) error {
+	fs := flag.NewFlagSet("fleet", flag.ExitOnError)
+	bin := fs.String("sluice", "", "the sluice binary (default: sluice next to this program)")
+	dbURL := fs.String("database-url", "", "Postgres URL (a fresh schema is made and dropped); empty: the embedded store")
+	farmers := fs.Int("farmers", 100_000, "virtual farmers (one token each)")
+	contracts := fs.Int("contracts", 1_000_000, "live contracts in all, spread evenly over the farmers")
+	workers := fs.Int("workers", 32, "concurrent virtual farmers while filling")
+	chunkSize := fs.Int64("chunk-size", 1024, "prototype chunk size")
+	samples := fs.Int("samples", 1000, "farmers whose contracts are checked after the restart")
+	interval := fs.Duration("challenge-interval", 2*time.Hour, "the node's challenge interval: longer than the run")
+	fs.Parse(args)
+	if *contracts%*farmers != 0 {
+		return fmt.Errorf("--contracts %d: want a multiple of --farmers %d", *contracts, *farmers)
+	}
+	per := *contracts / *farmers
+	began := time.Now()
+	ctx := context.Background()
+	path, err := sluiceBinary(*bin)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "sluice-bench-fleet")
+	if err != nil {
+		return err
+	}
+	defer atExit(func() { os.RemoveAll(dir) })()
+	res := fleetResult{Store: "embedded", Farmers: *farmers, Contracts: *contracts, ChunkSize: *chunkSize, Workers: *workers}
+	nodeArgs := []string{"--data-dir", filepath.Join(dir, "data"),
+		"--challenge-interval", interval.String(), "--chunk-sizes", strconv.FormatInt(*chunkSize, 10),
+		"--default-chunk-size", strconv.FormatInt(*chunkSize, 10), "--chunks-per-request", "0",
+		"--max-tokens-per-ip", "0", "--token-rate", "0", "--challenges-per-contract", "0"}
+	if *dbURL != "" {
+		res.Store = "postgres"
+		u, drop, err := freshSchema(ctx, *dbURL)
+		if err != nil {
+			return err
+		}
+		defer atExit(drop)()
+		nodeArgs = append(nodeArgs, "--database-url", u)
+	}
+	node, err := startNode(path, nodeArgs, filepath.Join(dir, "node.log"), "")
+	if err != nil {
+		return err
+	}
+	defer func() { node.stop() }()
+	if err := node.waitReady(5 * time.Minute); err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
+	res.RSSEmptyMiB, _ = procMiB(node.pid(), "VmRSS")
+	m, err := nodeMetrics(node.url())
+	if err != nil {
+		return err
+	}
+	res.IdleGoroutines = int(m["go_goroutines"])
+
+	// Fill: each worker takes the next farmer, GET /new, one /chunk for
+	// exactly per contracts. Only tokens and hashes are kept.
+	hc := benchClient(*workers * 2)
+	fc, err := farmer.NewClient(node.url(), hc)
+	if err != nil {
+		return err
+	}
+	b := &farmBuilder{fc: fc, workers: *workers}
+	tokens := make([]string, *farmers)
+	hashes := make([][]sluice.FileHash, *farmers)
+	var next, done atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	stopProgress := progress("fleet "+res.Store, &done, int64(*farmers))
+	start := time.Now()
+	for range *workers {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= *farmers || failed.Load() != nil {
+					return
+				}
+				f, err := b.farm(ctx, per, *chunkSize)
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				tokens[k] = f.token
+				hs := make([]sluice.FileHash, len(f.items))
+				for j, it := range f.items {
+					hs[j] = it.FileHash
+				}
+				hashes[k] = hs
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	stopProgress()
+	if p := failed.Load(); p != nil {
+		return fmt.Errorf("filling the node: %w (its log: %s)", *p, filepath.Join(dir, "node.log"))
+	}
+	res.BuildSeconds = time.Since(start).Seconds()
+	res.ContractsPerSec = float64(*contracts) / res.BuildSeconds
+	time.Sleep(3 * time.Second)
+	res.RSSMiB, _ = procMiB(node.pid(), "VmRSS")
+	res.PeakRSSMiB, _ = procMiB(node.pid(), "VmHWM")
+	res.BytesPerContract = (res.RSSMiB - res.RSSEmptyMiB) * (1 << 20) / float64(*contracts)
+	if m, err = nodeMetrics(node.url()); err != nil {
+		return err
+	}
+	res.LiveContracts = int64(m["sluice_contracts_live"])
+	warnings := node.warnings()
+
+	// SIGKILL, then the same binary on the same store and address.
+	killed := time.Now()
+	node.kill()
+	node, err = startNode(path, nodeArgs, filepath.Join(dir, "node2.log"), node.addr)
+	if err != nil {
+		return err
+	}
+	ready, err := pollReady(node.url(), node.done, 30*time.Minute)
+	if err != nil {
+		return err
+	}
+	res.KillToReadySeconds = ready.Sub(killed).Seconds()
+	armed, err := waitIdle(node.url(), res.IdleGoroutines+idleSlack, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	res.KillToArmedSeconds = armed.Sub(killed).Seconds()
+	if m, err = nodeMetrics(node.url()); err != nil {
+		return err
+	}
+	res.NodeRecoverySeconds = m["sluice_recovery_seconds"]
+	res.LiveAfterRestart = int64(m["sluice_contracts_live"])
+
+	// Every sampled contract is live with a challenge and a due time.
+	codes := &codeCount{m: map[string]int64{}}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	t0 := time.Now()
+	for i := range min(*samples, *farmers) {
+		k := rng.IntN(*farmers)
+		items, err := fc.Challenges(ctx, tokens[k], hashes[k])
+		if i == 0 {
+			res.SampleFirstAnswerMs = float64(time.Since(t0)) / float64(time.Millisecond)
+		}
+		if err != nil {
+			codes.add("challenge: " + err.Error())
+			continue
+		}
+		res.SampleContracts += len(hashes[k])
+		for _, it := range items {
+			if it.Error == "" && it.Due > 0 && !it.Answered {
+				res.SampleChallenged++
+			} else if it.Error != "" {
+				codes.add("challenge item: " + it.Error)
+			}
+		}
+	}
+	time.Sleep(2 * time.Second)
+	res.RSSRestartedMiB, _ = procMiB(node.pid(), "VmRSS")
+	res.BytesPerContractRS = (res.RSSRestartedMiB - res.RSSEmptyMiB) * (1 << 20) / float64(*contracts)
+	for k, v := range node.warnings() {
+		warnings[k] += v
+	}
+	res.NodeWarnings = warnings
+	if len(codes.m) > 0 {
+		res.NodeStatus = codes.m
+	}
+	res.TotalSeconds = time.Since(began).Seconds()
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// progress prints done/total to stderr every ten seconds until stopped.
+func progress(name string, done *atomic.Int64, total int64) func() {
+	stop := make(chan struct{})
+	start := time.Now()
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				d := done.Load()
+				fmt.Fprintf(os.Stderr, "%s: %d/%d farmers, %.0f/s\n", name, d, total, float64(d)/time.Since(start).Seconds())
+			}
+		}
+	}()
+	return func() { close(stop) }
+}
+
+// procMiB reads a size field such as VmRSS from /proc/PID/status.
+func procMiB(pid int, field string) (float64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			fs := strings.Fields(v)
+			kb, err := strconv.ParseFloat(fs[0], 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// cpuTicks is the process's user and system time in clock ticks.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatTicks(string(b))
+}
+
+// parseStatTicks reads utime + stime from a /proc/PID/stat line: fields
+// 14 and 15, counted after the command name, which may hold spaces.
+func parseStatTicks(stat string) (int64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed stat line")
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("malformed stat line")
+	}
+	// f[0] is field 3 (state): utime is field 14, stime field 15.
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("malformed stat line")
+	}
+	return u + s, nil
+}
+
+// idleSlack is how many goroutines above its idle count a node may run
+// and still count as idle: the metrics request itself, the status
+// refresh, a flusher at work.
+const idleSlack = 16
+
+// waitIdle scrapes the node's metrics every 20 ms until go_goroutines is
+// at most max, and returns when it was.
+func waitIdle(base string, max int, limit time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		m, err := nodeMetrics(base)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if int(m["go_goroutines"]) <= max {
+			return time.Now(), nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Time{}, fmt.Errorf("the node still ran more than %d goroutines after %s", max, limit)
+}
+
+// nodeMetrics reads the node's unlabelled Prometheus gauges and counters.
+func nodeMetrics(base string) (map[string]float64, error) {
+	r, err := http.Get(base + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	return parseMetrics(string(b)), nil
+}
+
+// parseMetrics reads "name value" lines of the Prometheus text format;
+// labelled series and comments are skipped.
+func parseMetrics(text string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		if line == "" || line[0] == '#' || strings.ContainsRune(line, '{') {
+			continue
+		}
+		name, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out
+}
