@@ -389,10 +389,16 @@ func TestRequestsAtTheDeadlineAreAnswered(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		// A request queued before the contract's poison pill is answered by
+		// the actor at once; one that raced the actor's removal is answered
+		// when its Ask notices the actor gone. Neither waits for the ask
+		// timeout.
 		for i, err := range errs {
-			if !errors.Is(err, sluice.ErrContractExpired) || took[i] != 0 {
-				t.Fatalf("request %d at the deadline: %v after %s, want %q at once", i, err, took[i], sluice.MsgContractExpired)
+			if !errors.Is(err, sluice.ErrContractExpired) || took[i] > goneCheck {
+				t.Fatalf("request %d at the deadline: %v after %s, want %q within %s", i, err, took[i], sluice.MsgContractExpired, goneCheck)
 			}
 		}
+		// Asks answered that way leave their futures to time out.
+		time.Sleep(n.cfg.AskTimeout)
 	})
 }
