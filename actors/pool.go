@@ -26,9 +26,12 @@ type uploadPool struct {
 	want     int
 	claimTTL time.Duration
 	chunks   map[sluice.FileHash]*poolChunk
-	order    []sluice.FileHash
 	byQuote  map[string][]sluice.FileHash
-	short    int // chunks with fewer holders than want
+	// open lists the chunks short of holders, oldest first; chunks that
+	// filled up are dropped from it lazily, as it is walked.
+	open []*poolChunk
+	// claimed indexes the claims by farmer.
+	claimed map[string]map[*poolChunk]bool
 }
 
 type poolChunk struct {
@@ -37,7 +40,8 @@ type poolChunk struct {
 	proven  map[string]bool   // of those, farmers with an accepted proof
 	claims  map[string]*claim // farmers making room for it
 	// unfit are farmers found too small to ever hold it, until when.
-	unfit map[string]time.Time
+	unfit  map[string]time.Time
+	listed bool // in open
 }
 
 // claim is room a farmer is making for a chunk by ending prototype
@@ -49,25 +53,63 @@ type claim struct {
 
 func newUploadPool(want int, claimTTL time.Duration) *uploadPool {
 	return &uploadPool{want: max(1, want), claimTTL: claimTTL,
-		chunks: map[sluice.FileHash]*poolChunk{}, byQuote: map[string][]sluice.FileHash{}}
+		chunks: map[sluice.FileHash]*poolChunk{}, byQuote: map[string][]sluice.FileHash{},
+		claimed: map[string]map[*poolChunk]bool{}}
 }
 
-// setHolder adds or removes farmer as a holder of c, keeping the count of
-// chunks short of holders.
+func (p *uploadPool) short(c *poolChunk) bool { return len(c.holders) < p.want }
+
+// setHolder adds or removes farmer as a holder of c; a chunk short of
+// holders again goes back on the open list.
 func (p *uploadPool) setHolder(c *poolChunk, farmer string, on bool) {
-	wasShort := len(c.holders) < p.want
 	if on {
 		c.holders[farmer] = true
-		delete(c.claims, farmer)
-	} else {
-		delete(c.holders, farmer)
-		delete(c.proven, farmer)
+		p.dropClaim(c, farmer)
+		return
 	}
-	switch isShort := len(c.holders) < p.want; {
-	case wasShort && !isShort:
-		p.short--
-	case !wasShort && isShort:
-		p.short++
+	delete(c.holders, farmer)
+	delete(c.proven, farmer)
+	if p.short(c) && !c.listed {
+		c.listed = true
+		p.open = append(p.open, c)
+	}
+}
+
+// walk calls f on each open chunk, oldest first, until f returns false,
+// dropping the chunks no longer short of holders from the list.
+func (p *uploadPool) walk(f func(c *poolChunk) bool) {
+	kept := p.open[:0]
+	for i, c := range p.open {
+		if !p.short(c) {
+			c.listed = false
+			continue
+		}
+		kept = append(kept, c)
+		if !f(c) {
+			kept = append(kept, p.open[i+1:]...)
+			break
+		}
+	}
+	clear(p.open[len(kept):])
+	p.open = kept
+}
+
+func (p *uploadPool) addClaim(c *poolChunk, farmer string, cl *claim) {
+	c.claims[farmer] = cl
+	if p.claimed[farmer] == nil {
+		p.claimed[farmer] = map[*poolChunk]bool{}
+	}
+	p.claimed[farmer][c] = true
+}
+
+func (p *uploadPool) dropClaim(c *poolChunk, farmer string) {
+	if _, ok := c.claims[farmer]; !ok {
+		return
+	}
+	delete(c.claims, farmer)
+	delete(p.claimed[farmer], c)
+	if len(p.claimed[farmer]) == 0 {
+		delete(p.claimed, farmer)
 	}
 }
 
@@ -77,10 +119,10 @@ func (p *uploadPool) add(quote string, chunks []sluice.Chunk) {
 	defer p.mu.Unlock()
 	for _, ch := range chunks {
 		if _, ok := p.chunks[ch.FileHash]; !ok {
-			p.chunks[ch.FileHash] = &poolChunk{ch: ch, holders: map[string]bool{}, proven: map[string]bool{},
-				claims: map[string]*claim{}, unfit: map[string]time.Time{}}
-			p.order = append(p.order, ch.FileHash)
-			p.short++
+			c := &poolChunk{ch: ch, holders: map[string]bool{}, proven: map[string]bool{},
+				claims: map[string]*claim{}, unfit: map[string]time.Time{}, listed: true}
+			p.chunks[ch.FileHash] = c
+			p.open = append(p.open, c)
 		}
 		p.byQuote[quote] = append(p.byQuote[quote], ch.FileHash)
 	}
@@ -92,18 +134,18 @@ func (p *uploadPool) take(farmer string, room int64, max int) []sluice.Chunk {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []sluice.Chunk
-	for _, h := range p.order {
+	p.walk(func(c *poolChunk) bool {
 		if max > 0 && len(out) >= max {
-			break
+			return false
 		}
-		c := p.chunks[h]
-		if len(c.holders) >= p.want || c.holders[farmer] || c.ch.Size > room {
-			continue
+		if c.holders[farmer] || c.ch.Size > room {
+			return true
 		}
 		p.setHolder(c, farmer, true)
 		room -= c.ch.Size
 		out = append(out, c.ch)
-	}
+		return true
+	})
 	return out
 }
 
@@ -173,39 +215,41 @@ func (p *uploadPool) quotes() []string {
 func (p *uploadPool) displace(farmer string, size int64, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.short == 0 {
+	if len(p.open) == 0 {
 		return false
 	}
-	for _, h := range p.order {
-		c := p.chunks[h]
-		if len(c.holders) >= p.want || c.holders[farmer] {
-			continue
+	for c := range p.claimed[farmer] {
+		if cl := c.claims[farmer]; !now.Before(cl.until) {
+			p.dropClaim(c, farmer)
+		} else if cl.freed < c.ch.Size && p.short(c) {
+			cl.freed += size
+			return true
 		}
-		if until, ok := c.unfit[farmer]; ok {
+	}
+	ok := false
+	p.walk(func(c *poolChunk) bool {
+		if c.holders[farmer] || c.claims[farmer] != nil {
+			return true
+		}
+		if until, found := c.unfit[farmer]; found {
 			if now.Before(until) {
-				continue
+				return true
 			}
 			delete(c.unfit, farmer)
 		}
 		for f, cl := range c.claims {
 			if !now.Before(cl.until) {
-				delete(c.claims, f)
+				p.dropClaim(c, f)
 			}
-		}
-		if cl, ok := c.claims[farmer]; ok {
-			if cl.freed >= c.ch.Size {
-				continue // enough room made for this one
-			}
-			cl.freed += size
-			return true
 		}
 		if len(c.holders)+len(c.claims) >= p.want {
-			continue
+			return true
 		}
-		c.claims[farmer] = &claim{freed: size, until: now.Add(p.claimTTL)}
-		return true
-	}
-	return false
+		p.addClaim(c, farmer, &claim{freed: size, until: now.Add(p.claimTTL)})
+		ok = true
+		return false
+	})
+	return ok
 }
 
 // reserved is the room, of the room farmer has now, kept for chunks it is
@@ -216,21 +260,14 @@ func (p *uploadPool) displace(farmer string, size int64, now time.Time) bool {
 func (p *uploadPool) reserved(farmer string, room, capacity int64, now time.Time) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.short == 0 {
-		return 0
-	}
 	var kept int64
-	for _, h := range p.order {
-		c := p.chunks[h]
-		cl, ok := c.claims[farmer]
-		if !ok {
-			continue
-		}
+	for c := range p.claimed[farmer] {
+		cl := c.claims[farmer]
 		switch {
-		case !now.Before(cl.until):
-			delete(c.claims, farmer)
+		case !now.Before(cl.until) || !p.short(c):
+			p.dropClaim(c, farmer)
 		case c.ch.Size > capacity:
-			delete(c.claims, farmer)
+			p.dropClaim(c, farmer)
 			c.unfit[farmer] = now.Add(p.claimTTL)
 		default:
 			kept += min(cl.freed, c.ch.Size)
