@@ -295,7 +295,10 @@ func TestExpiredContract(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	n := nodetest.Start(t, nodetest.Stores(t)[0].Open(t), nodetest.Options{})
+	// A long interval: the contract must outlive the oversized bodies, which
+	// take a while to send on a loaded machine.
+	n := nodetest.Start(t, nodetest.Stores(t)[0].Open(t), nodetest.Options{Engine: actors.Config{
+		Terms: sluice.Terms{Interval: time.Hour, Challenges: 256}}})
 	f := newFarmer(t, n)
 	c := f.chunks(32768)[0]
 	tok := f.token
