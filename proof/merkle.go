@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 )
 
 // Limits of the merkle-segment scheme. They bound what a proof may carry,
@@ -38,10 +39,25 @@ func (h Hash) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes a base64 string of exactly 32 bytes. Unlike most
 // decoders it rejects null: a hash is never optional.
 func (h *Hash) UnmarshalJSON(b []byte) error {
-	var s string
 	if string(b) == "null" {
 		return errors.New("hash is null")
 	}
+	// The usual form, a quoted run of base64 characters, decodes in place;
+	// only a string with escapes goes through the JSON string decoder.
+	const n = 44 // base64 characters of 32 bytes
+	if len(b) == n+2 && b[0] == '"' && b[n+1] == '"' && !slices.Contains(b[1:n+1], '\\') {
+		var raw [33]byte // DecodedLen(44): room for the decoder's last quantum
+		m, err := base64.StdEncoding.Strict().Decode(raw[:], b[1:n+1])
+		if err != nil {
+			return fmt.Errorf("hash: %w", err)
+		}
+		if m != len(h) {
+			return fmt.Errorf("hash is %d bytes, want %d", m, len(h))
+		}
+		copy(h[:], raw[:m])
+		return nil
+	}
+	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}

@@ -611,3 +611,36 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// A hash decodes the same whether its string is plain or escaped, and the
+// fast path rejects what the JSON path rejects.
+func TestHashJSON(t *testing.T) {
+	var want Hash
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	plain, _ := json.Marshal(want)
+	b64 := string(plain[1 : len(plain)-1])
+	escaped := `"\u00` + fmt.Sprintf("%x", b64[0]) + b64[1:] + `"`
+	for _, in := range []string{string(plain), escaped} {
+		var h Hash
+		if err := json.Unmarshal([]byte(in), &h); err != nil || h != want {
+			t.Fatalf("decode %s: %v, got %x", in, err, h)
+		}
+	}
+	bad := []string{
+		`null`,
+		`"` + b64[:43] + `"`,                    // too short
+		`"` + b64[:43] + `A="`,                  // 45 characters
+		`"` + b64[:42] + `%="`,                  // not base64
+		`"` + b64[:42] + `B="`,                  // non-zero padding bits (strict)
+		`"` + strings.Repeat("A", 40) + `AAAA"`, // 33 bytes, no padding
+		`17`,
+	}
+	for _, in := range bad {
+		var h Hash
+		if err := json.Unmarshal([]byte(in), &h); err == nil {
+			t.Errorf("decode %s: no error", in)
+		}
+	}
+}
