@@ -64,7 +64,7 @@ func BenchmarkPut256MiB(b *testing.B) {
 func BenchmarkWriteFileBaseline(b *testing.B) {
 	name := filepath.Join(b.TempDir(), "baseline")
 	block := benchBlock()
-	buf := make([]byte, copyBufferSize)
+	buf := make([]byte, chunkSize)
 	b.SetBytes(benchSize)
 	for b.Loop() {
 		f, err := os.Create(name)

@@ -173,7 +173,7 @@ func TestPutLimit(t *testing.T) {
 		{"at limit", 10, 10, false},
 		{"one over", 11, 10, true},
 		{"far over", 10 << 20, 1000, true},
-		{"over a buffer's worth", 1 << 20, copyBufferSize, true},
+		{"over a chunk's worth", 3 << 20, chunkSize + 1, true},
 		{"no limit", 1 << 20, -1, false},
 		{"max limit", 1 << 20, 1<<63 - 1, false},
 	}
@@ -261,7 +261,7 @@ func TestPutCancel(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("got %v, want context.Canceled", err)
 		}
-		if max := int64(1<<20) + 2*copyBufferSize; src.n > max {
+		if max := int64(1<<20) + 2*chunkSize; src.n > max {
 			t.Errorf("bytes read after cancel: got %d, want at most %d", src.n, max)
 		}
 		assertEmpty(t, dir)
