@@ -56,7 +56,7 @@ func TestPutChunkBoundaries(t *testing.T) {
 		0, 1,
 		chunkSize - 1, chunkSize, chunkSize + 1,
 		chunkSize*chunkCount - 1, chunkSize * chunkCount, chunkSize*chunkCount + 1,
-		9<<20 + 7,
+		writebackEvery + chunkSize + 7,
 		40<<20 + 3,
 	}
 	for i, size := range sizes {

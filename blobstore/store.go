@@ -118,7 +118,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (CID, int64, 
 		}
 	}()
 
-	c, n, err := copyAndHash(ctx, f, r, limit)
+	c, n, err := copyAndHash(ctx, &writebackFile{f: f}, r, limit)
 	if err != nil {
 		return CID{}, 0, fmt.Errorf("blobstore: put: %w", err)
 	}
