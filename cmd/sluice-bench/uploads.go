@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -17,9 +18,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	rtmetrics "runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ethereum/go-ethereum/accounts"
@@ -75,22 +79,52 @@ func uploaderNode(dir string) (base string, stop func(), err error) {
 }
 
 type uploadResult struct {
-	QuotesPerSec       float64 `json:"quotes_per_s"`
-	BaselinePerSec     float64 `json:"baseline_per_s"`
-	QuoteRatio         float64 `json:"quote_ratio"`
-	UploadMBps         float64 `json:"upload_mb_per_s"`
-	DiskMBps           float64 `json:"disk_write_mb_per_s"`
-	UploadRatio        float64 `json:"upload_ratio"`
+	QuotesPerSec   float64 `json:"quotes_per_s"`
+	BaselinePerSec float64 `json:"baseline_per_s"`
+	QuoteRatio     float64 `json:"quote_ratio"`
+	UploadMBps     float64 `json:"upload_mb_per_s"`
+	DiskMBps       float64 `json:"disk_write_mb_per_s"`
+	UploadRatio    float64 `json:"upload_ratio"`
+	// SHA256MBps is one goroutine hashing the same bytes with
+	// crypto/sha256: the CID needs every byte hashed in order, so the
+	// upload cannot be faster than this. UploadVsSHA256 is how close it
+	// comes.
+	SHA256MBps         float64 `json:"sha256_mb_per_s"`
+	UploadVsSHA256     float64 `json:"upload_vs_sha256"`
 	UploadBytes        int64   `json:"upload_bytes"`
 	PeakHeapDuringMiB  float64 `json:"peak_heap_during_upload_mib"`
 	HeapBeforeMiB      float64 `json:"heap_before_upload_mib"`
+	HeapAfterMiB       float64 `json:"heap_after_upload_mib"`
 	PeakRSSIncreaseMiB float64 `json:"peak_rss_increase_mib"`
+	// CPU seconds the process used (user and system, all threads) while
+	// writing the baseline and while uploading: on a busy machine they
+	// vary less than the rates.
+	DiskCPUSeconds   float64 `json:"disk_write_cpu_s"`
+	UploadCPUSeconds float64 `json:"upload_cpu_s"`
+}
+
+// heapInuse returns the bytes in in-use heap spans, as
+// runtime.MemStats.HeapInuse, read without stopping the world.
+func heapInuse() uint64 {
+	sample := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
+	rtmetrics.Read(sample)
+	return sample[0].Value.Uint64() + sample[1].Value.Uint64()
+}
+
+// cpuSeconds returns the user and system CPU time this process has used.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func uploadsBench(args []string) error {
 	fs := flag.NewFlagSet("uploads", flag.ExitOnError)
 	quotes := fs.Int("quotes", 5000, "quotes to create (and baseline requests)")
 	size := fs.Int64("size", 256<<20, "bytes of the uploaded file")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the upload (client and server) here")
 	fs.Parse(args)
 	dir, err := os.MkdirTemp("", "sluice-bench-uploads")
 	if err != nil {
@@ -151,15 +185,22 @@ func uploadsBench(args []string) error {
 	res.QuoteRatio = res.QuotesPerSec / res.BaselinePerSec
 
 	// Baseline: the same bytes written to a file and fsync'd.
+	cpu := cpuSeconds()
 	start := time.Now()
 	f, err := os.Create(filepath.Join(dir, "baseline"))
 	if err != nil {
 		return err
 	}
-	io.CopyBuffer(f, io.LimitReader(pattern{}, *size), make([]byte, 256<<10))
+	io.CopyBuffer(f, io.LimitReader(&pattern{}, *size), make([]byte, 256<<10))
 	f.Sync()
 	f.Close()
 	res.DiskMBps = float64(*size) / 1e6 / time.Since(start).Seconds()
+	res.DiskCPUSeconds = cpuSeconds() - cpu
+
+	// The ceiling: the same bytes through SHA-256 alone.
+	start = time.Now()
+	io.CopyBuffer(sha256.New(), io.LimitReader(&pattern{}, *size), make([]byte, 256<<10))
+	res.SHA256MBps = float64(*size) / 1e6 / time.Since(start).Seconds()
 	os.Remove(filepath.Join(dir, "baseline"))
 
 	// The upload: a quote, then the file streamed as multipart.
@@ -172,18 +213,31 @@ func uploadsBench(args []string) error {
 	qres.Body.Close()
 	nonce := strconv.FormatInt(time.Now().Unix(), 10)
 	sig := signOcean(key, q.QuoteID, nonce)
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		part, _ := mw.CreateFormFile("file1", "big.bin")
-		io.CopyBuffer(part, io.LimitReader(pattern{}, *size), make([]byte, 256<<10))
-		mw.Close()
-		pw.Close()
-	}()
+	// The body is a multipart head, the file and a multipart tail, its
+	// length known up front as a browser's FormData would send it. The
+	// file comes from pattern without an io.Pipe or a goroutine in between:
+	// the client shares the machine's cores with the server, so it should
+	// cost little more than the copy into the socket.
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	if _, err := mw.CreateFormFile("file1", "big.bin"); err != nil {
+		return err
+	}
+	headLen := form.Len()
+	if err := mw.Close(); err != nil {
+		return err
+	}
+	head, tail := form.Bytes()[:headLen], form.Bytes()[headLen:]
+	body := io.MultiReader(bytes.NewReader(head), io.LimitReader(&pattern{}, *size), bytes.NewReader(tail))
+	contentLength := int64(len(head)) + *size + int64(len(tail))
+	req, err := http.NewRequest(http.MethodPost, base+"/upload?"+url.Values{"quoteId": {q.QuoteID}, "nonce": {nonce}, "signature": {sig}}.Encode(), body)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = contentLength
+	req.Header.Set("Content-Type", mw.FormDataContentType())
 	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	res.HeapBeforeMiB = float64(ms.HeapInuse) / (1 << 20)
+	res.HeapBeforeMiB = float64(heapInuse()) / (1 << 20)
 	rssBefore := rssMiB()
 	var peak, peakRSS atomic.Uint64
 	sampling := make(chan struct{})
@@ -193,10 +247,8 @@ func uploadsBench(args []string) error {
 			case <-sampling:
 				return
 			case <-time.After(5 * time.Millisecond):
-				var s runtime.MemStats
-				runtime.ReadMemStats(&s)
-				if s.HeapInuse > peak.Load() {
-					peak.Store(s.HeapInuse)
+				if h := heapInuse(); h > peak.Load() {
+					peak.Store(h)
 				}
 				if r := uint64(rssMiB() * (1 << 20)); r > peakRSS.Load() {
 					peakRSS.Store(r)
@@ -204,10 +256,26 @@ func uploadsBench(args []string) error {
 			}
 		}
 	}()
+	if *profile != "" {
+		pf, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pf.Close()
+	}
+	cpu = cpuSeconds()
 	start = time.Now()
-	ures, err := client.Post(base+"/upload?"+url.Values{"quoteId": {q.QuoteID}, "nonce": {nonce}, "signature": {sig}}.Encode(), mw.FormDataContentType(), pr)
+	ures, err := client.Do(req)
 	took := time.Since(start)
+	res.UploadCPUSeconds = cpuSeconds() - cpu
+	if *profile != "" {
+		pprof.StopCPUProfile()
+	}
 	close(sampling)
+	res.HeapAfterMiB = float64(heapInuse()) / (1 << 20)
 	if err != nil {
 		return err
 	}
@@ -219,6 +287,7 @@ func uploadsBench(args []string) error {
 	res.UploadBytes = *size
 	res.UploadMBps = float64(*size) / 1e6 / took.Seconds()
 	res.UploadRatio = res.UploadMBps / res.DiskMBps
+	res.UploadVsSHA256 = res.UploadMBps / res.SHA256MBps
 	res.PeakHeapDuringMiB = float64(peak.Load()) / (1 << 20)
 	res.PeakRSSIncreaseMiB = float64(peakRSS.Load())/(1<<20) - rssBefore
 	return json.NewEncoder(os.Stdout).Encode(res)
@@ -226,7 +295,7 @@ func uploadsBench(args []string) error {
 
 // pattern is an endless stream repeating one random 1 MiB block: cheap
 // to make, so the benchmark measures the server, not the generator.
-type pattern struct{}
+type pattern struct{ off int }
 
 var block = func() []byte {
 	b := make([]byte, 1<<20)
@@ -234,10 +303,12 @@ var block = func() []byte {
 	return b
 }()
 
-func (pattern) Read(p []byte) (int, error) {
+func (p *pattern) Read(b []byte) (int, error) {
 	n := 0
-	for n < len(p) {
-		n += copy(p[n:], block)
+	for n < len(b) {
+		k := copy(b[n:], block[p.off:])
+		n += k
+		p.off = (p.off + k) % len(block)
 	}
 	return n, nil
 }
