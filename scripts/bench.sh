@@ -97,14 +97,14 @@ while read -r line; do
   printf '%-52s %12.1f s %14s %8s\n' "start-up: load and re-arm $n contracts (Postgres)" "$rearm" "" ""
 done < "$out/engine.jsonl"
 # jv FILE STORE KEY: a number from the JSON line of that store.
-jv() { grep "\"store\":\"$2\"" "$1" | head -1 | sed -E "s/.*\"$3\":([0-9.e+-]+).*/\1/"; }
+jv() { grep "\"store\":\"$2\"" "$1" | head -1 | sed -nE "s/.*\"$3\":([0-9.e+-]+).*/\1/p"; }
 for store in postgres embedded; do
   grep -q "\"store\":\"$store\"" "$out/answer.jsonl" || continue
   a="$out/answer.jsonl"
-  raw="raw pgx CopyFrom"; [ "$store" = embedded ] && raw="raw bbolt batch"
+  raw="pgx CopyFrom"; [ "$store" = embedded ] && raw="bbolt batch put"
   printf '%-52s %9.0f /s %9.0f /s %8.2f\n' "single-proof /answer ($store) vs trivial handler" \
     "$(jv "$a" $store single_per_s)" "$(jv "$a" $store single_baseline_per_s)" "$(jv "$a" $store single_ratio)"
-  printf '%-52s %9.0f /s %9.0f /s %8.2f\n' "  proofs in batches of 100 vs $raw of as many rows" \
+  printf '%-52s %9.0f /s %9.0f /s %8.2f\n' "  batches of 100: proofs vs $raw rows" \
     "$(jv "$a" $store batch_proofs_per_s)" "$(jv "$a" $store batch_baseline_rows_per_s)" "$(jv "$a" $store batch_ratio)"
   printf '%-52s %10.1f ms %10.1f ms %8s\n' "  p99 /answer at $(printf %.0f "$(jv "$a" $store latency_rate_per_s)")/s (half max) vs trivial handler" \
     "$(jv "$a" $store latency_p99_ms)" "$(jv "$a" $store latency_baseline_p99_ms)" "$(ratio "$(jv "$a" $store latency_p99_ms)" "$(jv "$a" $store latency_baseline_p99_ms)")"
@@ -114,10 +114,14 @@ for store in postgres embedded; do
   grep -q "\"store\":\"$store\"" "$out/fleet.jsonl" || continue
   f="$out/fleet.jsonl"
   n="$(jv "$f" $store contracts)"; fa="$(jv "$f" $store farmers)"
-  printf '%-52s %9.0f MiB %11.0f B %8s\n' "$n contracts from $fa farmers over HTTP ($store): RSS" \
+  echo "fleet over HTTP: $n live contracts from $fa farmers ($store)"
+  printf '%-52s %9.0f MiB %11.0f B %8s\n' "  VmRSS of the node (per contract)" \
     "$(jv "$f" $store rss_mib)" "$(jv "$f" $store rss_bytes_per_contract)" ""
-  printf '%-52s %9.0f MiB %11.0f B %8s\n' "  RSS after a restart (per contract)" \
+  printf '%-52s %9.0f MiB %14s %8s\n' "  of it anonymous (RssAnon: not mapped files)" "$(jv "$f" $store rss_anon_mib)" "" ""
+  printf '%-52s %9.0f MiB %11.0f B %8s\n' "  after SIGKILL and restart: VmRSS" \
     "$(jv "$f" $store rss_restarted_mib)" "$(jv "$f" $store rss_restarted_bytes_per_contract)" ""
+  printf '%-52s %9.0f MiB %11.0f B %8s\n' "  after SIGKILL and restart: RssAnon" \
+    "$(jv "$f" $store rss_anon_restarted_mib)" "$(jv "$f" $store rss_anon_restarted_bytes_per_contract)" ""
   printf '%-52s %12.1f s %14s %8s\n' "  SIGKILL to /readyz ready" "$(jv "$f" $store kill_to_ready_seconds)" "" ""
   printf '%-52s %12.1f s %14s %8s\n' "  SIGKILL to every contract actor started (armed)" "$(jv "$f" $store kill_to_armed_seconds)" "" ""
 done

@@ -108,6 +108,7 @@ func answerBench(args []string) error {
 	perFarmer := fs.Int("contracts-per-farmer", 20, "contracts per virtual farmer in phases (1) and (3)")
 	interval := fs.Duration("challenge-interval", 30*time.Minute, "the node's challenge interval: longer than the run, so no challenge is due")
 	metricsOut := fs.String("metrics-out", "", "write the node's /metrics here before it is killed")
+	latencyOut := fs.String("latency-out", "", "write each phase (3) request's send offset and latency (ms) here")
 	fs.Parse(args)
 	if *batchProofs%*batchSize != 0 {
 		return fmt.Errorf("--batch-proofs %d: want a multiple of --batch-size %d", *batchProofs, *batchSize)
@@ -251,6 +252,15 @@ func answerBench(args []string) error {
 	res.LatencyRefused = refused
 	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = pct(nodeLat, 50), pct(nodeLat, 99), pct(nodeLat, 100)
 	res.LatencyBaseP50Ms, res.LatencyBaseP99Ms = pct(baseLat, 50), pct(baseLat, 99)
+	if *latencyOut != "" {
+		var b strings.Builder
+		for k, d := range nodeLat {
+			fmt.Fprintf(&b, "%.3f %.3f\n", float64(k)/res.LatencyRate*1000, float64(d)/float64(time.Millisecond))
+		}
+		if err := os.WriteFile(*latencyOut, []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
 
 	if *metricsOut != "" {
 		if err := saveMetrics(node.url(), *metricsOut); err != nil {
