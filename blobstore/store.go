@@ -6,12 +6,21 @@
 //
 // Layout under the store's directory:
 //
-//	blobs/<cid>   one file per blob, named by its CID's string form
-//	tmp/          uploads in progress; emptied by Open (crash leftovers)
+//	blobs/<cid>     one file per blob, named by its CID's string form
+//	tmp/            Puts in progress; emptied by Open (crash leftovers)
+//	pending/<id>    uploads stored but not yet hashed (Stage, Seal)
 //
 // A blob is written to tmp while it is hashed, fsynced, renamed into blobs
 // and the directory fsynced, so a Put that returned survives a crash and a
 // blob never appears half-written.
+//
+// An upload can also be stored in two steps, so that it is acknowledged
+// before it is hashed: Stage writes it to pending/<id> and fsyncs it;
+// Seal later hashes it and hard-links it into blobs under its CID; the
+// caller Discards the pending name once it has recorded the CID. Open
+// keeps pending/ (acknowledged uploads may still need sealing); the owner
+// of the uploads names the ones it needs with SweepPending at start-up and
+// the rest are removed.
 //
 // Retention (Release) is scheduled in memory with one timer per blob; the
 // store keeps no schedule on disk. After a restart the owner of the
@@ -44,15 +53,19 @@ var (
 // Store is a directory of blobs named by CID. Its methods are safe for
 // concurrent use.
 type Store struct {
-	blobs string // dir/blobs
-	tmp   string // dir/tmp
+	blobs   string // dir/blobs
+	tmp     string // dir/tmp
+	pending string // dir/pending
 
 	// mu serialises the changes to the blobs directory (rename in, remove)
 	// with the pending releases, so a release that fires cannot remove a
 	// blob that a concurrent Put has just stored again.
-	mu      sync.Mutex
-	pending map[CID]*release
-	closed  bool
+	mu       sync.Mutex
+	releases map[CID]*release
+	closed   bool
+	// leftovers are the pending ids found by Open, until SweepPending
+	// decides about them.
+	leftovers map[string]bool
 }
 
 // release is one scheduled removal. Its identity tells a timer that fires
@@ -61,16 +74,18 @@ type release struct {
 	timer *time.Timer
 }
 
-// Open opens the store in dir, creating dir/blobs and dir/tmp if needed, and
-// deletes whatever dir/tmp holds: uploads a crash interrupted, never
-// acknowledged.
+// Open opens the store in dir, creating dir/blobs, dir/tmp and dir/pending
+// if needed, and deletes whatever dir/tmp holds: Puts a crash interrupted,
+// never acknowledged. dir/pending is left as it is: see SweepPending.
 func Open(dir string) (*Store, error) {
 	s := &Store{
-		blobs:   filepath.Join(dir, "blobs"),
-		tmp:     filepath.Join(dir, "tmp"),
-		pending: make(map[CID]*release),
+		blobs:     filepath.Join(dir, "blobs"),
+		tmp:       filepath.Join(dir, "tmp"),
+		pending:   filepath.Join(dir, "pending"),
+		releases:  make(map[CID]*release),
+		leftovers: make(map[string]bool),
 	}
-	for _, d := range []string{s.blobs, s.tmp} {
+	for _, d := range []string{s.blobs, s.tmp, s.pending} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("blobstore: open: %w", err)
 		}
@@ -83,6 +98,13 @@ func Open(dir string) (*Store, error) {
 		if err := os.RemoveAll(filepath.Join(s.tmp, e.Name())); err != nil {
 			return nil, fmt.Errorf("blobstore: open: clean tmp: %w", err)
 		}
+	}
+	ids, err := s.Pending()
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: open: %w", err)
+	}
+	for _, id := range ids {
+		s.leftovers[id] = true
 	}
 	return s, nil
 }
@@ -244,7 +266,7 @@ func (s *Store) Release(c CID, after time.Duration) {
 	s.cancelLocked(c)
 	rel := &release{}
 	rel.timer = time.AfterFunc(after, func() { s.expire(c, rel) })
-	s.pending[c] = rel
+	s.releases[c] = rel
 }
 
 // expire runs on rel's timer: it removes c unless rel was cancelled or
@@ -253,18 +275,18 @@ func (s *Store) Release(c CID, after time.Duration) {
 func (s *Store) expire(c CID, rel *release) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.pending[c] != rel {
+	if s.closed || s.releases[c] != rel {
 		return
 	}
-	delete(s.pending, c)
+	delete(s.releases, c)
 	_ = os.Remove(s.Path(c)) // see Release: failures wait for reconciliation
 }
 
 // cancelLocked stops c's pending release. s.mu must be held.
 func (s *Store) cancelLocked(c CID) {
-	if rel := s.pending[c]; rel != nil {
+	if rel := s.releases[c]; rel != nil {
 		rel.timer.Stop()
-		delete(s.pending, c)
+		delete(s.releases, c)
 	}
 }
 
@@ -275,9 +297,9 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	for c, rel := range s.pending {
+	for c, rel := range s.releases {
 		rel.timer.Stop()
-		delete(s.pending, c)
+		delete(s.releases, c)
 	}
 	return nil
 }

@@ -429,7 +429,7 @@ func TestRelease(t *testing.T) {
 		s.Release(c, time.Hour)
 		sleepCheck(t, s, time.Hour-time.Nanosecond, c, true)
 		sleepCheck(t, s, time.Nanosecond, c, false)
-		if n := len(s.pending); n != 0 {
+		if n := len(s.releases); n != 0 {
 			t.Errorf("pending releases: got %d, want 0", n)
 		}
 	})
@@ -454,7 +454,7 @@ func TestPutCancelsRelease(t *testing.T) {
 		sleepCheck(t, s, 30*time.Minute, c, true)
 		put(t, s, "uploaded again")
 		sleepCheck(t, s, 2*time.Hour, c, true)
-		if n := len(s.pending); n != 0 {
+		if n := len(s.releases); n != 0 {
 			t.Errorf("pending releases: got %d, want 0", n)
 		}
 	})
@@ -468,7 +468,7 @@ func TestRemoveCancelsRelease(t *testing.T) {
 		if err := s.Remove(c); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(s.pending); n != 0 {
+		if n := len(s.releases); n != 0 {
 			t.Errorf("pending releases: got %d, want 0", n)
 		}
 	})
@@ -485,7 +485,7 @@ func TestCloseCancelsReleases(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(s.pending); n != 0 {
+		if n := len(s.releases); n != 0 {
 			t.Errorf("pending releases after Close: got %d, want 0", n)
 		}
 		s.Release(a, time.Minute) // after Close: nothing
