@@ -46,12 +46,21 @@ func QuoteFinal(status int) bool {
 
 // StoredFile is one uploaded file of a quote, held in the node's temporary
 // content-addressed store until the backend has it.
+//
+// An upload is acknowledged once its files are on disk, before they are
+// hashed (decision 0005): Pending names the file in the store's pending
+// area and CID is empty until the quote has sealed the file. Records from
+// before that change have a CID and no Pending.
 type StoredFile struct {
 	Name        string  `json:"name"`
 	CID         string  `json:"cid"`
+	Pending     string  `json:"pending,omitempty"`
 	Length      int64   `json:"length"`
 	ContentType *string `json:"content_type"`
 }
+
+// Sealed reports whether the file's CID is known.
+func (f StoredFile) Sealed() bool { return f.CID != "" }
 
 // Quote is a price for storing some files on one storage type, and then
 // that upload's progress.
@@ -92,6 +101,17 @@ func (q *Quote) ChainIDString() string {
 		return s
 	}
 	return string(q.ChainID)
+}
+
+// Sealed reports whether every uploaded file has its CID (true before any
+// file is uploaded).
+func (q *Quote) Sealed() bool {
+	for _, f := range q.Files {
+		if !f.Sealed() {
+			return false
+		}
+	}
+	return true
 }
 
 // Total is the quoted number of bytes.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,9 +18,11 @@ import (
 	"github.com/sluicehq/sluice/proof"
 )
 
-// StartUpload hands a quote its files (already in the temporary store,
-// checked against the quoted lengths) with the signed request that sent
-// them; payment and storage then proceed inside the actor.
+// StartUpload hands a quote its files (already durable in the temporary
+// store's pending area, checked against the quoted lengths, not yet
+// hashed) with the signed request that sent them; sealing, payment and
+// storage then proceed inside the actor. The commit of this message is the
+// upload's acknowledgement.
 type StartUpload struct {
 	Files     []sluice.StoredFile
 	Nonce     string
@@ -59,6 +62,10 @@ type (
 		rawTx  []byte
 		txHash string
 		err    error
+	}
+	filesSealed struct {
+		cids []string // one per file, in order
+		err  error
 	}
 	chunksCut struct {
 		chunks []sluice.Chunk
@@ -126,6 +133,9 @@ func (a *quoteActor) Receive(c actor.Context) {
 			}
 		})
 		a.progress(c)
+	case *filesSealed:
+		a.working = false
+		a.sealed(c, msg)
 	case *chunksCut:
 		a.working = false
 		if msg.err != nil {
@@ -238,8 +248,18 @@ func (a *quoteActor) worker(c actor.Context, fn func(ctx context.Context) any) {
 }
 
 // progress takes the next step for the quote's status.
+//
+// The first step after an upload is to seal its files (hash them, give
+// them their CIDs), before payment: the node takes no money for files it
+// could not read back, and every later step (cutting, the microservice,
+// links) needs the CIDs. A restart that finds files unsealed seals them
+// again here.
 func (a *quoteActor) progress(c actor.Context) {
 	q := a.q
+	if len(q.Files) > 0 && !q.Sealed() && !sluice.QuoteFinal(q.Status) {
+		a.worker(c, func(ctx context.Context) any { return a.e.seal(ctx, q) })
+		return
+	}
 	switch {
 	case q.Status == sluice.StatusPaymentStart:
 		a.worker(c, func(ctx context.Context) any { return a.e.pay(ctx, q) })
@@ -257,6 +277,54 @@ func (a *quoteActor) progress(c actor.Context) {
 	case q.Status == sluice.StatusPaymentPulled:
 		a.worker(c, func(ctx context.Context) any { return a.e.sendToBackend(ctx, q) })
 	}
+}
+
+// sealed records the CIDs the seal step found, then removes the pending
+// files (only once the CIDs are committed: a crash before that seals them
+// again) and goes on. A failure to seal ends the quote with 401.
+func (a *quoteActor) sealed(c actor.Context, msg *filesSealed) {
+	if msg.err != nil {
+		if errors.Is(msg.err, context.Canceled) {
+			return // the actor is stopping; a restart seals again
+		}
+		a.e.log.Error(eventQuoteStorage, zap.String("quote", a.q.ID), zap.Error(msg.err))
+		if a.set(c, func(q *sluice.Quote) { q.Status = sluice.StatusInternalError }) {
+			a.e.discardPending(a.q)
+		}
+		return
+	}
+	if !a.set(c, func(q *sluice.Quote) {
+		q.Files = slices.Clone(q.Files) // a.q shares the array until the commit
+		for i := range q.Files {
+			q.Files[i].CID = msg.cids[i]
+		}
+	}) {
+		return // set retries the step, which seals again
+	}
+	a.e.discardPending(a.q)
+	a.progress(c)
+}
+
+// seal hashes the quote's unsealed files and makes each available under
+// its CID. It reads them back from disk, one buffer at a time.
+func (e *Engine) seal(ctx context.Context, q sluice.Quote) any {
+	b := e.cfg.Uploads.Blobs
+	if b == nil {
+		return &filesSealed{err: errors.New("no temporary store")}
+	}
+	cids := make([]string, len(q.Files))
+	for i, f := range q.Files {
+		if f.Sealed() {
+			cids[i] = f.CID
+			continue
+		}
+		cid, err := b.Seal(ctx, f.Pending)
+		if err != nil {
+			return &filesSealed{err: fmt.Errorf("seal %s (%s): %w", f.Name, f.Pending, err)}
+		}
+		cids[i] = cid
+	}
+	return &filesSealed{cids: cids}
 }
 
 // pay pulls the quoted amount: check allowance and balance, sign the

@@ -28,6 +28,15 @@ type Blobs interface {
 	Open(cid string) (BlobFile, int64, error)
 	// Release removes a stored file after the retention period.
 	Release(cid string, after time.Duration)
+	// Seal hashes an acknowledged upload's pending file and makes it
+	// available under its CID, which it returns. Sealing again is
+	// harmless; the pending file stays until Discard.
+	Seal(ctx context.Context, pending string) (cid string, err error)
+	// Discard removes a pending file (once its CID is recorded).
+	Discard(pending string) error
+	// SweepPending removes the pending files left from before the store
+	// was opened that keep does not claim, and returns how many.
+	SweepPending(keep func(pending string) bool) (int, error)
 }
 
 // BlobFile is an open stored file.
@@ -451,9 +460,13 @@ func (b *nonceBook) accept(ctx context.Context, e *Engine, owner, nonce, message
 }
 
 // recoverQuotes loads every quote: all into the history index, unfinished
-// ones into actors that resume where they stood.
+// ones into actors that resume where they stood (sealing first the files
+// they have not sealed yet). The pending files no unfinished quote needs
+// are then removed: uploads refused, or cut short by a crash, before they
+// were acknowledged.
 func (e *Engine) recoverQuotes(ctx context.Context) error {
 	n := 0
+	keep := map[string]bool{}
 	err := e.store.Live(ctx, sluice.KindQuote, func(r sluice.Record) error {
 		q, err := decodeQuote(r)
 		if err != nil {
@@ -469,6 +482,11 @@ func (e *Engine) recoverQuotes(ctx context.Context) error {
 				e.pool.add(q.ID, q.Chunks)
 			}
 			if !sluice.QuoteFinal(q.Status) {
+				for _, f := range q.Files {
+					if !f.Sealed() {
+						keep[f.Pending] = true
+					}
+				}
 				e.spawnAsync(quoteIdentity(q.ID), &q)
 				n++
 			}
@@ -478,7 +496,34 @@ func (e *Engine) recoverQuotes(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load quotes: %w", err)
 	}
+	if b := e.cfg.Uploads.Blobs; b != nil {
+		removed, err := b.SweepPending(func(id string) bool { return keep[id] })
+		if err != nil {
+			e.log.Warn(eventQuoteStorage, zap.Error(err))
+		} else if removed > 0 {
+			e.log.Info(eventQuoteStorage, zap.String("detail", "removed pending files of unacknowledged uploads"), zap.Int("files", removed))
+		}
+	}
 	return e.syncManagers(sluice.KindQuote)
+}
+
+// discardPending removes the pending files of a quote's sealed files, and
+// of all its files once it is final: nothing will seal them any more.
+func (e *Engine) discardPending(q sluice.Quote) {
+	b := e.cfg.Uploads.Blobs
+	if b == nil {
+		return
+	}
+	for _, f := range q.Files {
+		if f.Pending == "" || (!f.Sealed() && !sluice.QuoteFinal(q.Status)) {
+			continue
+		}
+		if err := b.Discard(f.Pending); err != nil {
+			// Left for the start-up sweep, which keeps only unsealed files
+			// of unfinished quotes.
+			e.log.Warn(eventQuoteStorage, zap.String("quote", q.ID), zap.Error(err))
+		}
+	}
 }
 
 // releaseFiles schedules the removal of a proxied quote's temporary files

@@ -2,18 +2,36 @@ package http_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/actors"
 	"github.com/sluicehq/sluice/blobstore"
+	sluicehttp "github.com/sluicehq/sluice/http"
+	"github.com/sluicehq/sluice/internal/blobs"
 	"github.com/sluicehq/sluice/internal/nodetest"
+	"github.com/sluicehq/sluice/metrics"
+	"github.com/sluicehq/sluice/persistence"
+	"github.com/sluicehq/sluice/persistence/embedded"
+	"github.com/sluicehq/sluice/persistence/postgres"
+	"github.com/sluicehq/sluice/persistence/postgres/pgtest"
 )
 
 // randomBytes returns n pseudo-random bytes determined by seed.
@@ -77,7 +95,13 @@ func postFiles(t *testing.T, base, quoteID, nonce, sig string, chunked bool, fil
 // fetchBlob GETs /ipfs/{cid} from the node's private listener.
 func fetchBlob(t *testing.T, n *nodetest.Node, cid string) (int, []byte) {
 	t.Helper()
-	res, err := http.Get(n.Private + "/ipfs/" + cid)
+	return fetchFrom(t, n.Private, cid)
+}
+
+// fetchFrom GETs /ipfs/{cid} from the listener at base.
+func fetchFrom(t *testing.T, base, cid string) (int, []byte) {
+	t.Helper()
+	res, err := http.Get(base + "/ipfs/" + cid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +138,9 @@ func TestUploadLargeFiles(t *testing.T) {
 				if r := postFiles(t, n.URL, id, nonce, sig, chunked, files...); r.code != 200 {
 					t.Fatalf("upload: got %d %s, want 200", r.code, r.raw)
 				}
+				// The reply came before the files were hashed; the quote
+				// seals them next.
+				waitSealed(t, n.Engine, id)
 
 				nonce, sig = u.next("")
 				h := do(t, "GET", n.URL+"/getHistory?"+url.Values{"userAddress": {u.addr}, "nonce": {nonce}, "signature": {sig}}.Encode(), nil)
@@ -200,6 +227,225 @@ func TestUploadNotMultipart(t *testing.T) {
 				r := do(t, "POST", n.URL+"/upload?"+url.Values{"quoteId": {id}, "nonce": {nonce}, "signature": {sig}}.Encode(), "hello", "Content-Type", ct)
 				wantUploaderError(t, r, 400, "No file sent alongside the request: want multipart/form-data with fields file1..fileN.")
 			})
+		}
+	})
+}
+
+// waitSealed waits (bounded) until the quote's files all have their CIDs.
+func waitSealed(t *testing.T, e *actors.Engine, id string) sluice.Quote {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		q, err := e.Quote(context.Background(), id)
+		if err != nil {
+			t.Fatalf("quote %s: %v", id, err)
+		}
+		if len(q.Files) > 0 && q.Sealed() {
+			return q
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("quote %s: files never sealed (status %d)", id, q.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// eachReopenableStore runs fn on both stores, handing it a function that
+// opens the same location every time it is called: a node restarted on
+// it finds what the previous one committed.
+func eachReopenableStore(t *testing.T, fn func(t *testing.T, open func() actors.Store)) {
+	t.Run("embedded", func(t *testing.T) {
+		dir := t.TempDir()
+		fn(t, func() actors.Store {
+			s, err := embedded.Open(dir, zap.NewNop())
+			if err != nil {
+				t.Fatalf("open embedded store: %v", err)
+			}
+			return s
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := pgtest.DSN(t)
+		fn(t, func() actors.Store {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s, err := postgres.Open(ctx, dsn, zap.NewNop())
+			if err != nil {
+				t.Fatalf("open postgres store: %v", err)
+			}
+			return s
+		})
+	})
+}
+
+// diskNode is a node whose blob directory the test chooses, so that a
+// second node can be started on the same store and directory after the
+// first one stopped.
+type diskNode struct {
+	URL    string
+	Engine *actors.Engine
+	Blobs  *blobstore.Store
+	stop   func()
+}
+
+// startDiskNode runs a node on store and the blob directory dir. wrap, if
+// not nil, wraps the blob store the engine uses (the HTTP side uses the
+// real one). Stop ends it; the test's end does too.
+func startDiskNode(t *testing.T, store actors.Store, dir string, wrap func(actors.Blobs) actors.Blobs) *diskNode {
+	t.Helper()
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	bs, err := blobstore.Open(dir)
+	if err != nil {
+		t.Fatalf("open blob store: %v", err)
+	}
+	ad := blobs.Adapter{Store: bs}
+	var eb actors.Blobs = ad
+	if wrap != nil {
+		eb = wrap(ad)
+	}
+	m := metrics.New()
+	w := persistence.NewWriter(store, persistence.WriterOptions{})
+	e, err := actors.Start(context.Background(), actors.Config{
+		Terms:   sluice.Terms{Interval: time.Minute, Challenges: 256},
+		Uploads: actors.UploadConfig{Blobs: eb},
+	}, store, w, m, log)
+	if err != nil {
+		t.Fatalf("start engine: %v", err)
+	}
+	srv := sluicehttp.New(sluicehttp.Config{Blobs: ad, BlobHandler: bs.Handler("/ipfs/")}, m, log)
+	srv.SetFarmers(e)
+	hs := httptest.NewServer(srv)
+	var once sync.Once
+	n := &diskNode{URL: hs.URL, Engine: e, Blobs: bs, stop: func() {
+		once.Do(func() {
+			hs.Close()
+			e.Stop()
+			w.Close()
+			store.Close()
+			bs.Close()
+		})
+	}}
+	t.Cleanup(n.stop)
+	return n
+}
+
+// sealBlocked is the engine's blob store with a Seal that never finishes:
+// it reports that sealing began, then waits until the engine stops it.
+type sealBlocked struct {
+	actors.Blobs
+	began chan string
+}
+
+func (b sealBlocked) Seal(ctx context.Context, pending string) (string, error) {
+	b.began <- pending
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+// pendingFiles lists the blob directory's pending area.
+func pendingFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, "pending"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// TestUploadSealedAfterRestart acknowledges an upload and stops the node
+// before the file is sealed (the seal step blocks), next to a pending
+// file of an upload that was never acknowledged. A node restarted on the
+// same store and blob directory removes the orphan, keeps and seals the
+// acknowledged file under the CID of its bytes, serves it back byte for
+// byte, and the quote goes on to storage.
+func TestUploadSealedAfterRestart(t *testing.T) {
+	eachReopenableStore(t, func(t *testing.T, open func() actors.Store) {
+		dir := t.TempDir()
+		began := make(chan string, 1)
+		n := startDiskNode(t, open(), dir, func(b actors.Blobs) actors.Blobs { return sealBlocked{Blobs: b, began: began} })
+		u := newEthUser()
+		file := randomBytes(9, 2<<20+77)
+		q := do(t, "POST", n.URL+"/getQuote", map[string]any{"type": "sluice", "files": []any{map[string]int{"length": len(file)}},
+			"duration": 60, "payment": map[string]any{"chainId": 1}, "userAddress": u.addr})
+		if q.code != 201 {
+			t.Fatalf("getQuote: %d %s", q.code, q.raw)
+		}
+		id := q.str("quoteId")
+		nonce, sig := u.next(id)
+		if r := postFiles(t, n.URL, id, nonce, sig, false, file); r.code != 200 {
+			t.Fatalf("upload: got %d %s, want 200", r.code, r.raw)
+		}
+		acked := <-began // the seal step runs, and will not finish
+		orphan, _, err := n.Blobs.Stage(context.Background(), bytes.NewReader([]byte("a request that crashed before its acknowledgement")), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := n.Engine.Quote(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(before.Files) != 1 || before.Files[0].Pending != acked || before.Files[0].CID != "" {
+			t.Fatalf("files before sealing: got %+v, want one pending %s without a CID", before.Files, acked)
+		}
+		want := blobstore.Sum(file).String()
+		if code, _ := fetchFrom(t, n.URL, want); code != 404 {
+			t.Fatalf("/ipfs/ before sealing: got %d, want 404", code)
+		}
+		n.stop()
+
+		n = startDiskNode(t, open(), dir, nil)
+		after := waitSealed(t, n.Engine, id)
+		if got := after.Files[0].CID; got != want {
+			t.Fatalf("CID after restart: got %s, want %s", got, want)
+		}
+		if got := pendingFiles(t, dir); len(got) != 0 {
+			t.Errorf("pending after sealing: got %v, want none (%s sealed, %s an orphan)", got, acked, orphan)
+		}
+		code, b := fetchFrom(t, n.URL, want)
+		if code != 200 || !bytes.Equal(b, file) {
+			t.Fatalf("/ipfs/%s: got %d and %d bytes, want 200 and the %d bytes sent", want, code, len(b), len(file))
+		}
+		// Free built-in type: sealed, then cut and offered to farmers.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st := do(t, "GET", n.URL+"/getStatus?quoteId="+id, nil)
+			if st.body["status"] == float64(sluice.StatusUploading) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status never reached %d: %s", sluice.StatusUploading, st.raw)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// TestUploadOverQuoteRemovesEarlierFiles: when a later file of a
+// multi-file upload goes over the quoted total, the request's earlier
+// files, already on disk, are removed too.
+func TestUploadOverQuoteRemovesEarlierFiles(t *testing.T) {
+	eachReopenableStore(t, func(t *testing.T, open func() actors.Store) {
+		dir := t.TempDir()
+		n := startDiskNode(t, open(), dir, nil)
+		u := newEthUser()
+		q := do(t, "POST", n.URL+"/getQuote", map[string]any{"type": "sluice",
+			"files":    []any{map[string]int{"length": 1 << 20}, map[string]int{"length": 10}},
+			"duration": 60, "payment": map[string]any{"chainId": 1}, "userAddress": u.addr})
+		id := q.str("quoteId")
+		nonce, sig := u.next(id)
+		r := postFiles(t, n.URL, id, nonce, sig, false, randomBytes(1, 1<<20), randomBytes(2, 11))
+		if r.code != 400 || !strings.Contains(r.str("error"), "larger than quoted") {
+			t.Fatalf("upload: got %d %s, want 400 larger than quoted", r.code, r.raw)
+		}
+		if got := pendingFiles(t, dir); len(got) != 0 {
+			t.Errorf("pending: got %v, want none", got)
+		}
+		if got, _ := n.Blobs.List(); len(got) != 0 {
+			t.Errorf("blobs: got %v, want none", got)
 		}
 	})
 }

@@ -39,11 +39,14 @@ type Uploads interface {
 	History(ctx context.Context, owner, typ string, page, size int) (actors.HistoryPage, error)
 }
 
-// BlobPutter stores an uploaded file in the temporary content-addressed
-// store, reading at most limit bytes (more is an error wrapping
-// ErrBlobTooLarge and nothing is stored).
+// BlobPutter stores uploaded files in the temporary store. Stage writes
+// one durably to the store's pending area, without hashing it (the quote
+// seals it after the acknowledgement, decision 0005), reading at most
+// limit bytes: more is an error wrapping ErrBlobTooLarge and nothing is
+// kept. Discard removes a staged file whose upload was refused.
 type BlobPutter interface {
-	Put(ctx context.Context, r io.Reader, limit int64) (cid string, n int64, err error)
+	Stage(ctx context.Context, r io.Reader, limit int64) (pending string, n int64, err error)
+	Discard(pending string) error
 }
 
 // ErrBlobTooLarge is what a BlobPutter wraps when the limit was passed.
@@ -296,7 +299,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	files, err := s.receiveFiles(ctx, r, q)
 	if errors.Is(err, ErrBlobTooLarge) {
-		// More bytes than quoted: the quote fails with 402, nothing stored.
+		// More bytes than quoted: the quote fails with 402, nothing stored
+		// (receiveFiles removed the request's files).
 		u.FailQuote(ctx, id, sluice.StatusTooLarge)
 		s.uploaderError(w, r, sluice.Errorf(sluice.ErrInvalid, "The files are larger than quoted (%d bytes): nothing was stored.", q.Total()))
 		return
@@ -305,16 +309,44 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.uploaderError(w, r, err)
 		return
 	}
+	// The commit of StartUpload is the acknowledgement: the files are on
+	// disk, the quote names them, and it seals them (computes their CIDs)
+	// afterwards, off this request's path.
 	if err := u.StartUpload(ctx, id, actors.StartUpload{Files: files, Nonce: nonce, Signature: sig}); err != nil {
+		if refused(err) {
+			s.discard(files)
+		} // else the commit may have landed: the start-up sweep decides
 		s.uploaderError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, "File upload succeeded.")
 }
 
+// refused reports whether the quote surely did not record the upload (it
+// said no), as opposed to a failure after which it may have.
+func refused(err error) bool {
+	for _, k := range []error{sluice.ErrInvalid, sluice.ErrNotFound, sluice.ErrConflict, sluice.ErrExpired} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// discard removes the staged files of a refused upload. A file that
+// cannot be removed stays until the next start-up sweeps it.
+func (s *Server) discard(files []sluice.StoredFile) {
+	for _, f := range files {
+		if err := s.cfg.Blobs.Discard(f.Pending); err != nil {
+			s.log.Warn(eventInternalError, zap.String("route", "/upload"), zap.Error(err))
+		}
+	}
+}
+
 // receiveFiles streams the multipart parts named file1..fileN into the
-// temporary store, never holding a whole file in memory, within the
-// quote's total length.
+// temporary store's pending area, never holding a whole file in memory,
+// within the quote's total length. The files have no CID yet. When it
+// fails it removes the files it had stored.
 func (s *Server) receiveFiles(ctx context.Context, r *http.Request, q sluice.Quote) ([]sluice.StoredFile, error) {
 	if s.cfg.Blobs == nil {
 		return nil, fmt.Errorf("%w: no temporary store", sluice.ErrUnavailable)
@@ -324,8 +356,14 @@ func (s *Server) receiveFiles(ctx context.Context, r *http.Request, q sluice.Quo
 		return nil, sluice.Errorf(sluice.ErrInvalid, "No file sent alongside the request: want multipart/form-data with fields file1..fileN.")
 	}
 	defer release()
-	left := q.Total()
 	var files []sluice.StoredFile
+	ok := false
+	defer func() {
+		if !ok {
+			s.discard(files)
+		}
+	}()
+	left := q.Total()
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -341,7 +379,7 @@ func (s *Server) receiveFiles(ctx context.Context, r *http.Request, q sluice.Quo
 		if len(files) >= len(q.Lengths) {
 			return nil, sluice.Errorf(sluice.ErrInvalid, "More files than quoted (%d).", len(q.Lengths))
 		}
-		cid, n, err := s.cfg.Blobs.Put(ctx, part, left)
+		pending, n, err := s.cfg.Blobs.Stage(ctx, part, left)
 		part.Close()
 		if err != nil {
 			return nil, err
@@ -354,11 +392,12 @@ func (s *Server) receiveFiles(ctx context.Context, r *http.Request, q sluice.Quo
 		} else if t := mime.TypeByExtension(path.Ext(name)); t != "" {
 			ct = &t
 		}
-		files = append(files, sluice.StoredFile{Name: name, CID: cid, Length: n, ContentType: ct})
+		files = append(files, sluice.StoredFile{Name: name, Pending: pending, Length: n, ContentType: ct})
 	}
 	if len(files) == 0 {
 		return nil, sluice.Errorf(sluice.ErrInvalid, "No file sent alongside the request.")
 	}
+	ok = true
 	return files, nil
 }
 
@@ -450,9 +489,11 @@ type historyRow struct {
 	Files           []historyFile   `json:"files,omitempty"`
 }
 
+// historyFile is one file of a history row. cid is absent while the file
+// is not sealed yet (the moments after its upload, decision 0005).
 type historyFile struct {
 	Name   string `json:"name"`
-	CID    string `json:"cid"`
+	CID    string `json:"cid,omitempty"`
 	Length int64  `json:"length"`
 }
 

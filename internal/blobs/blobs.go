@@ -20,16 +20,36 @@ type Adapter struct {
 	Store *blobstore.Store
 }
 
-// Put stores r, within limit bytes.
-func (a Adapter) Put(ctx context.Context, r io.Reader, limit int64) (string, int64, error) {
-	c, n, err := a.Store.Put(ctx, r, limit)
+// Stage stores r durably as a pending file, within limit bytes, without
+// hashing it, and returns the pending id.
+func (a Adapter) Stage(ctx context.Context, r io.Reader, limit int64) (string, int64, error) {
+	id, n, err := a.Store.Stage(ctx, r, limit)
 	if errors.Is(err, blobstore.ErrTooLarge) {
 		return "", n, fmt.Errorf("%w: %v", sluicehttp.ErrBlobTooLarge, err)
 	}
 	if err != nil {
 		return "", n, fmt.Errorf("%w: store the upload: %v", sluice.ErrUnavailable, err)
 	}
-	return c.String(), n, nil
+	return id, n, nil
+}
+
+// Seal hashes a pending file, makes it available under its CID and
+// returns the CID.
+func (a Adapter) Seal(ctx context.Context, pending string) (string, error) {
+	c, err := a.Store.Seal(ctx, pending)
+	if err != nil {
+		return "", err
+	}
+	return c.String(), nil
+}
+
+// Discard removes a pending file.
+func (a Adapter) Discard(pending string) error { return a.Store.Discard(pending) }
+
+// SweepPending removes the pending files found at start-up that keep does
+// not claim.
+func (a Adapter) SweepPending(keep func(pending string) bool) (int, error) {
+	return a.Store.SweepPending(keep)
 }
 
 // Release removes a stored file after a retention period.
