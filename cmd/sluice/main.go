@@ -2,6 +2,7 @@
 //
 //	sluice serve     run the node (farmer API, operations endpoints)
 //	sluice farmer    run a farmer against a node
+//	sluice sim       drive a node with virtual farmers and uploaders
 //
 // Every flag also reads a SLUICE_* environment variable; `sluice <command>
 // -h` lists them. The README documents each one.
@@ -26,6 +27,9 @@ const usage = `sluice: a node for decentralized storage.
 Usage:
   sluice serve  [flags]   run the node (try: sluice serve -h)
   sluice farmer [flags]   run a farmer against a node (try: sluice farmer -h)
+  sluice sim [flags] [SCENARIO]
+                          drive a node with virtual farmers and uploaders and
+                          check its books (try: sluice sim -h)
   sluice whitelist import [--database-url URL | --data-dir DIR] FILE.csv
                           replace the whitelist (header row, then address,balance)
   sluice version          print the version
@@ -51,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case "farmer":
 		err = farmerCmd(ctx, args[1:], stdout, stderr)
+	case "sim":
+		err = simCmd(ctx, args[1:], stdout, stderr)
 	case "whitelist":
 		err = whitelistCmd(ctx, args[1:], stdout, stderr)
 	case "version":
