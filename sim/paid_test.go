@@ -94,6 +94,9 @@ func (c *testChain) balance(t *testing.T, a common.Address) *big.Int {
 // the quoted amount on the chain, the node pulls it, farmers take the
 // pieces and the file comes back.
 func TestPaidUpload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("an 8s simulation")
+	}
 	t.Parallel()
 	user, _ := crypto.GenerateKey()
 	c := newTestChain(t, user)

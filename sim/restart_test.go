@@ -3,7 +3,6 @@ package sim_test
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -106,7 +105,10 @@ func TestRestartLedger(t *testing.T) {
 	if rep.Uploads.Done != 1 || rep.Ledger.Uploads != 1 {
 		t.Errorf("uploads done %d, checked after the restart %d, want 1 and 1", rep.Uploads.Done, rep.Ledger.Uploads)
 	}
-	if t.Failed() && os.Getenv("SIM_NODE_LOG") != "" {
-		t.Log(logs)
+	if len(rep.Anomalies) != 0 || rep.CheaterAccepted != 0 {
+		t.Errorf("anomalies: %v", rep.Anomalies)
+	}
+	if t.Failed() {
+		t.Logf("node log:\n%s", logs)
 	}
 }
