@@ -56,6 +56,10 @@ type contractActor struct {
 	c      sluice.Contract
 	cancel scheduler.CancelFunc
 	armed  time.Time
+	// queued is set while the current state was handed to the writer
+	// without waiting (a newly issued challenge): it is committed before
+	// the challenge is shown to a farmer.
+	queued bool
 }
 
 // newContractProps is shared by every contract actor: a contract's first
@@ -83,7 +87,11 @@ func (a *contractActor) Receive(c actor.Context) {
 		a.advance(c)
 	case *GetChallenge:
 		a.advance(c)
-		if err := a.c.Err(); err != nil {
+		err := a.c.Err()
+		if err == nil {
+			err = a.settle()
+		}
+		if err != nil {
 			c.Respond(&ChallengeReply{Err: err})
 			return
 		}
@@ -102,7 +110,12 @@ func (a *contractActor) Receive(c actor.Context) {
 func (a *contractActor) start(c actor.Context) {
 	id := entityID(c.Self())
 	if st, ok := a.e.boot.LoadAndDelete(contractIdentity(id)); ok {
-		a.c = *st.(*sluice.Contract)
+		switch st := st.(type) {
+		case *sluice.Contract:
+			a.c = *st
+		case queuedContract:
+			a.c, a.queued = *st.c, true
+		}
 	} else {
 		// A restart after a failure: resume from the last committed snapshot.
 		rec, err := a.e.store.Get(context.Background(), sluice.KindContract, id)
@@ -115,6 +128,10 @@ func (a *contractActor) start(c actor.Context) {
 	}
 	a.advance(c)
 }
+
+// queuedContract is a contract's first state when it was handed to the
+// writer without waiting (recovery issued it a new challenge).
+type queuedContract struct{ c *sluice.Contract }
 
 // arm sets the timer for the current due time; the contract actor is the
 // only owner of its deadline.
@@ -156,6 +173,7 @@ func (a *contractActor) advance(c actor.Context) {
 		next.Version++
 		a.e.writer.Enqueue(contractRecord(&next))
 		a.c = next
+		a.queued = true
 		a.arm(c)
 	default:
 		a.arm(c)
@@ -193,6 +211,7 @@ func (a *contractActor) answer(c actor.Context, raw []byte) error {
 		return unavailable(err)
 	}
 	a.c = next
+	a.queued = false
 	a.e.metrics.Proofs.WithLabelValues("accepted").Inc()
 	a.e.dir.Tell(tokenIdentity(a.c.Farmer), &proofAccepted{Due: a.c.Due})
 	if a.c.Quote != "" && a.c.Proofs == 1 {
@@ -200,6 +219,24 @@ func (a *contractActor) answer(c actor.Context, raw []byte) error {
 		a.e.pool.prove(a.c.Farmer, a.c.FileHash)
 		a.e.dir.Tell(quoteIdentity(a.c.Quote), &chunksHeld{})
 	}
+	return nil
+}
+
+// settle commits a challenge issued without waiting before a farmer sees
+// it: a farmer answering a challenge the node lost in a crash would have
+// its correct proof rejected. Usually the queued write is long done and
+// this commit of the same version is a no-op for the store.
+func (a *contractActor) settle() error {
+	if !a.queued {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
+	defer cancel()
+	if err := a.e.writer.Commit(ctx, contractRecord(&a.c)); err != nil {
+		a.e.log.Warn(eventCommitFailed, zap.String("kind", "contract"), zap.Error(err))
+		return unavailable(err)
+	}
+	a.queued = false
 	return nil
 }
 
@@ -243,7 +280,7 @@ func (a *contractActor) close(c actor.Context, next sluice.Contract) {
 	}
 	a.c = next
 	if next.Quote != "" {
-		a.e.pool.lost(next.Farmer, next.FileHash) // offered to another farmer
+		a.e.pool.lost(next.Farmer, next.FileHash, next.State == sluice.ContractExpired) // offered to another farmer
 	}
 	a.e.metrics.LiveContracts.Dec()
 	a.e.metrics.ContractsClosed.WithLabelValues(next.State.String()).Inc()

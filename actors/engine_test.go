@@ -402,3 +402,50 @@ func TestRequestsAtTheDeadlineAreAnswered(t *testing.T) {
 		time.Sleep(n.cfg.AskTimeout)
 	})
 }
+
+// lossyQueue loses every record handed over without waiting, as a crash
+// before the writer's next flush would.
+type lossyQueue struct{ *persistence.Writer }
+
+func (lossyQueue) Enqueue(...sluice.Record) {}
+
+// A challenge is committed before a farmer sees it: after a crash the node
+// asks for the challenge the farmer is answering, not a fresh one that
+// would make a correct proof invalid.
+func TestShownChallengeSurvivesACrash(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		w := persistence.NewWriter(store, persistence.WriterOptions{})
+		e, err := Start(context.Background(), Config{
+			Terms: sluice.Terms{Interval: interval}, ChunkSizes: []int64{32 << 10},
+		}, store, lossyQueue{w}, metrics.New(), zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &node{Engine: e, writer: w}
+		ctx := context.Background()
+		raw, cs := newContracts(t, n, 32<<10)
+		c := cs[0]
+		time.Sleep(interval / 2)
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); err != nil {
+			t.Fatalf("answer: %v", err)
+		}
+		sleepUntil(c.Due) // the next challenge is issued and queued, and the queue is lost
+		shown, err := n.Challenge(ctx, raw, c.FileHash)
+		if err != nil || shown.Err != nil || shown.Answered {
+			t.Fatalf("next challenge: %v / %+v", err, shown)
+		}
+		n.stop()
+
+		time.Sleep(interval / 2) // back before the shown challenge is due
+		n = startNode(t, store, 0)
+		defer n.stop()
+		r, _ := n.Challenge(ctx, raw, c.FileHash)
+		if r.Err != nil || r.Challenge.Seed != shown.Challenge.Seed || !r.Due.Equal(shown.Due) {
+			t.Fatalf("after the crash: %+v, want the challenge shown before it (due %v)", r, shown.Due)
+		}
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, shown.Challenge)); err != nil {
+			t.Fatalf("answer to the challenge shown before the crash: %v", err)
+		}
+	})
+}

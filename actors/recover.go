@@ -135,6 +135,10 @@ func (e *Engine) recoverContract(r sluice.Record, addresses map[string]string, s
 	}
 	e.ledger.add(address, c.Size)
 	e.dir.Tell(tokenIdentity(c.Farmer), &contractLoaded{Hash: c.FileHash, Size: c.Size, Proofs: c.Proofs, Due: c.Due})
-	e.spawnAsync(contractIdentity(c.ID()), &c)
+	var first any = &c
+	if changed {
+		first = queuedContract{&c}
+	}
+	e.spawnAsync(contractIdentity(c.ID()), first)
 	return nil
 }
