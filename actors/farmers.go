@@ -170,7 +170,7 @@ func (e *Engine) returnChunks(farmer string, taken []sluice.Chunk, made []sluice
 			continue
 		}
 		if !slices.ContainsFunc(made, func(c sluice.Contract) bool { return c.FileHash == ch.FileHash }) {
-			e.pool.lost(farmer, ch.FileHash)
+			e.pool.lost(farmer, ch.FileHash, false)
 		}
 	}
 }

@@ -40,7 +40,10 @@ type poolChunk struct {
 	proven  map[string]bool   // of those, farmers with an accepted proof
 	claims  map[string]*claim // farmers making room for it
 	// unfit are farmers found too small to ever hold it, until when.
-	unfit  map[string]time.Time
+	unfit map[string]time.Time
+	// failed are farmers whose contract on it expired: it is not handed
+	// to them again (a cheater would otherwise take it over and over).
+	failed map[string]bool
 	listed bool // in open
 }
 
@@ -120,7 +123,7 @@ func (p *uploadPool) add(quote string, chunks []sluice.Chunk) {
 	for _, ch := range chunks {
 		if _, ok := p.chunks[ch.FileHash]; !ok {
 			c := &poolChunk{ch: ch, holders: map[string]bool{}, proven: map[string]bool{},
-				claims: map[string]*claim{}, unfit: map[string]time.Time{}, listed: true}
+				claims: map[string]*claim{}, unfit: map[string]time.Time{}, failed: map[string]bool{}, listed: true}
 			p.chunks[ch.FileHash] = c
 			p.open = append(p.open, c)
 		}
@@ -129,23 +132,27 @@ func (p *uploadPool) add(quote string, chunks []sluice.Chunk) {
 }
 
 // take hands farmer up to max chunks (0: no cap) fitting in room bytes,
-// marking it a holder. The caller gives back what it does not use.
+// marking it a holder: first those it made room for, then the oldest. The
+// caller gives back what it does not use.
 func (p *uploadPool) take(farmer string, room int64, max int) []sluice.Chunk {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []sluice.Chunk
-	p.walk(func(c *poolChunk) bool {
+	give := func(c *poolChunk) bool {
 		if max > 0 && len(out) >= max {
 			return false
 		}
-		if c.holders[farmer] || c.ch.Size > room {
-			return true
+		if p.short(c) && !c.holders[farmer] && !c.failed[farmer] && c.ch.Size <= room {
+			p.setHolder(c, farmer, true)
+			room -= c.ch.Size
+			out = append(out, c.ch)
 		}
-		p.setHolder(c, farmer, true)
-		room -= c.ch.Size
-		out = append(out, c.ch)
 		return true
-	})
+	}
+	for c := range p.claimed[farmer] {
+		give(c)
+	}
+	p.walk(give)
 	return out
 }
 
@@ -162,12 +169,15 @@ func (p *uploadPool) hold(farmer string, h sluice.FileHash, proven bool) {
 }
 
 // lost takes farmer off a chunk (its contract closed or was never made):
-// the chunk is offered again.
-func (p *uploadPool) lost(farmer string, h sluice.FileHash) {
+// the chunk is offered again, not to farmer if its contract expired.
+func (p *uploadPool) lost(farmer string, h sluice.FileHash, expired bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.chunks[h]; ok {
 		p.setHolder(c, farmer, false)
+		if expired {
+			c.failed[farmer] = true
+		}
 	}
 }
 
@@ -228,7 +238,7 @@ func (p *uploadPool) displace(farmer string, size int64, now time.Time) bool {
 	}
 	ok := false
 	p.walk(func(c *poolChunk) bool {
-		if c.holders[farmer] || c.claims[farmer] != nil {
+		if c.holders[farmer] || c.failed[farmer] || c.claims[farmer] != nil {
 			return true
 		}
 		if until, found := c.unfit[farmer]; found {
@@ -252,11 +262,13 @@ func (p *uploadPool) displace(farmer string, size int64, now time.Time) bool {
 	return ok
 }
 
-// reserved is the room, of the room farmer has now, kept for chunks it is
-// making room for and did not take: no prototype chunks go there. capacity
-// is what the farmer holds plus what it asked for; a claimed chunk larger
-// than that can never be taken, so the claim is dropped and the farmer is
-// not asked to make room for that chunk again for a while.
+// reserved is the room, of the room farmer has left after take, kept for
+// chunks it is making room for and did not take: no prototype chunks go
+// there. A claim counts only the room still free for it, so a farmer that
+// filled part of its freed room with another piece goes on making room.
+// capacity is what the farmer holds plus what it asked for; a claimed
+// chunk larger than that can never be taken, so the claim is dropped and
+// the farmer is not asked to make room for that chunk again for a while.
 func (p *uploadPool) reserved(farmer string, room, capacity int64, now time.Time) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -270,8 +282,9 @@ func (p *uploadPool) reserved(farmer string, room, capacity int64, now time.Time
 			p.dropClaim(c, farmer)
 			c.unfit[farmer] = now.Add(p.claimTTL)
 		default:
-			kept += min(cl.freed, c.ch.Size)
+			cl.freed = min(cl.freed, c.ch.Size, room-kept)
+			kept += cl.freed
 		}
 	}
-	return min(kept, room)
+	return kept
 }

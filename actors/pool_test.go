@@ -63,7 +63,7 @@ func TestPoolDisplaceMakesRoomOnce(t *testing.T) {
 	}
 
 	// A holder lost: the piece is short again and room is made anew.
-	p.lost("f1", sluice.FileHash{1})
+	p.lost("f1", sluice.FileHash{1}, false)
 	if !p.displace("f3", 32*kib, t0) {
 		t.Fatal("no room made for a piece that lost a holder")
 	}
@@ -108,5 +108,64 @@ func TestPoolUnfitFarmer(t *testing.T) {
 	}
 	if !p.displace("big", 32*kib, t0.Add(time.Second)) {
 		t.Fatal("the small farmer's dropped claim still blocks others")
+	}
+}
+
+// A farmer gets the piece it made room for before older ones, and a claim
+// counts only the room still free for it.
+func TestPoolClaimedPieceFirst(t *testing.T) {
+	const kib = 1 << 10
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newUploadPool(1, time.Minute)
+	p.add("q1", []sluice.Chunk{poolChunkOf(1, 32*kib)})  // small, older
+	p.add("q2", []sluice.Chunk{poolChunkOf(2, 128*kib)}) // large
+	if !p.displace("f2", 32*kib, t0) {                   // f2 claims the small one
+		t.Fatal("no room asked of f2")
+	}
+	for range 4 {
+		if !p.displace("f1", 32*kib, t0) {
+			t.Fatal("no room asked of f1")
+		}
+	}
+	if got := p.take("f1", 128*kib, 0); len(got) != 1 || got[0].FileHash != (sluice.FileHash{2}) {
+		t.Fatalf("take f1: %v, want the large piece it made room for", got)
+	}
+
+	// f3 makes room for a piece, then fills part of it with another one:
+	// its claim shrinks to what is left and it goes on making room.
+	p.add("q3", []sluice.Chunk{poolChunkOf(3, 64*kib)})
+	p.lost("f2", sluice.FileHash{1}, false) // drop f2's claim on the small one
+	p.reserved("f2", 0, 1<<20, t0)
+	for range 2 {
+		if !p.displace("f3", 32*kib, t0) {
+			t.Fatal("no room asked of f3")
+		}
+	}
+	if got := p.reserved("f3", 32*kib, 1<<20, t0); got != 32*kib {
+		t.Fatalf("reserved %d in 32 KiB of room, want all of it", got)
+	}
+	if !p.displace("f3", 32*kib, t0) {
+		t.Fatal("f3 stopped making room with only 32 KiB free for a 64 KiB piece")
+	}
+}
+
+// A farmer whose contract on a piece expired is not given it again.
+func TestPoolFailedFarmer(t *testing.T) {
+	const kib = 1 << 10
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newUploadPool(1, time.Minute)
+	p.add("q", []sluice.Chunk{poolChunkOf(1, 32*kib)})
+	if got := p.take("cheater", 32*kib, 0); len(got) != 1 {
+		t.Fatalf("take: %d pieces, want 1", len(got))
+	}
+	p.lost("cheater", sluice.FileHash{1}, true)
+	if got := p.take("cheater", 32*kib, 0); len(got) != 0 {
+		t.Fatal("the piece went back to the farmer that failed it")
+	}
+	if p.displace("cheater", 32*kib, t0) {
+		t.Fatal("asked the farmer that failed the piece to make room for it")
+	}
+	if got := p.take("honest", 32*kib, 0); len(got) != 1 {
+		t.Fatal("the piece was not offered to another farmer")
 	}
 }

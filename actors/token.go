@@ -318,7 +318,11 @@ func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 		}
 		unused -= ch.Size
 		ct := sluice.NewContract(a.t.Farmer, ch, a.e.cfg.Scheme, a.e.cfg.Terms, now, seed)
-		ct.Version = 1
+		// A contract's id is its farmer and chunk: one archived earlier
+		// under the same id (a piece handed to this farmer again) holds a
+		// higher version than 1, and the stores keep the higher version.
+		// Versions starting at the clock are above any earlier contract's.
+		ct.Version = uint64(now.UnixNano())
 		made = append(made, ct)
 		recs = append(recs, contractRecord(&ct))
 	}
