@@ -10,6 +10,7 @@ import (
 	"io"
 	randv2 "math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -254,6 +255,10 @@ func (f *vfarmer) connect(ctx context.Context) bool {
 			f.ledger[f.id] = &farmerLedger{ID: f.id, Kind: f.g.Kind}
 			f.r.learnK(resp.Heartbeat.LeavesPerChallenge)
 			return true
+		}
+		if strings.Contains(err.Error(), "IP Disallowed") {
+			f.r.refused.Add(1) // the node's set-up, not its misbehaviour
+			return false
 		}
 		if !farmer.Retryable(err) {
 			f.note("no token: %v", err)

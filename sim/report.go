@@ -115,16 +115,19 @@ type Report struct {
 	// CheaterAccepted counts made-up proofs accepted: must be 0.
 	CheaterAccepted int64 `json:"cheater_accepted"`
 
-	Uploads    UploadReport      `json:"uploads"`
-	Errors     []ErrorCount      `json:"errors"`
-	Detection  []DetectionReport `json:"detection"`
-	Restarts   []RestartWindow   `json:"restarts,omitempty"`
-	Ledger     Ledger            `json:"ledger"`
-	LedgerOK   bool              `json:"ledger_ok"`
-	Series     []Sample          `json:"series"`
-	Anomalies  []string          `json:"anomalies"`
-	Notes      []string          `json:"notes,omitempty"`
-	UploadList []*UploadRecord   `json:"upload_list,omitempty"`
+	Uploads   UploadReport      `json:"uploads"`
+	Errors    []ErrorCount      `json:"errors"`
+	Detection []DetectionReport `json:"detection"`
+	Restarts  []RestartWindow   `json:"restarts,omitempty"`
+	Ledger    Ledger            `json:"ledger"`
+	LedgerOK  bool              `json:"ledger_ok"`
+	Series    []Sample          `json:"series"`
+	Anomalies []string          `json:"anomalies"`
+	// Refused is how many virtual farmers the node gave no token because
+	// of its per-IP token limit.
+	Refused    int64           `json:"farmers_refused,omitempty"`
+	Notes      []string        `json:"notes,omitempty"`
+	UploadList []*UploadRecord `json:"upload_list,omitempty"`
 }
 
 // RouteReport is one route's requests and latency (ms).
@@ -270,6 +273,10 @@ func (r *run) report(farmers []*vfarmer, uploaders []*vuploader, elapsed time.Du
 	rep.Notes = append(rep.Notes, r.notes...)
 	r.uploadMu.Unlock()
 	rep.Notes = append(rep.Notes, r.hintNotes()...)
+	if rep.Refused = r.refused.Load(); rep.Refused > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d virtual farmers got no token: the node allows only a few tokens per IP address. "+
+			"Start it with --max-tokens-per-ip 0, or give the scenario \"forwarded_for\": true and start the node with --trusted-proxies 127.0.0.1", rep.Refused))
+	}
 	var took []float64
 	for _, u := range rep.UploadList {
 		rep.Uploads.Started++

@@ -85,6 +85,10 @@ type run struct {
 	uploads  []*UploadRecord
 	notes    []string
 	accounts []*account // Options.PayKeys
+
+	// refused counts farmers the node gave no token because of its
+	// per-IP token limit: the node is not set up for a simulation.
+	refused atomic.Int64
 }
 
 func (r *run) intervalOr(def time.Duration) time.Duration {

@@ -200,6 +200,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	switch {
 	case ctx.Err() != nil:
 		return errors.New("interrupted: the ledger was not checked")
+	case rep.Refused > 0:
+		return fmt.Errorf("%d virtual farmers got no token: start the node with --max-tokens-per-ip 0 (see Notes)", rep.Refused)
 	case !rep.LedgerOK:
 		return fmt.Errorf("the ledger check found %d differences", len(rep.Ledger.Differences))
 	case len(rep.Anomalies) > 0:

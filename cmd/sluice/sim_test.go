@@ -226,3 +226,26 @@ func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// Against a node started with the plain run command (five tokens per IP
+// address), sluice sim says how to start the node instead of reporting
+// the refused farmers as the node's misbehaviour.
+func TestSimAgainstDefaultNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	t.Parallel()
+	p := startServe(t, []string{"SLUICE_DATA_DIR=" + t.TempDir(), "SLUICE_DATABASE_URL="})
+	node := strings.TrimSuffix(p.api, "/api/downstream/v1")
+	stdout, stderr, code := simProcess(t, "smoke", "--node", node, "--duration", "2s", "--json")
+	var rep sim.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("exit %d, stdout is not a JSON report (%v):\n%s", code, err, stderr.String())
+	}
+	if code != 1 || !strings.Contains(stderr.String(), "--max-tokens-per-ip 0") {
+		t.Errorf("exit %d, stderr %q; want 1 and how to start the node", code, lastLines(stderr.String(), 2))
+	}
+	if rep.Refused != 21 || len(rep.Anomalies) != 0 {
+		t.Errorf("%d farmers refused, anomalies %q; want 21 (26 less the 5 allowed) and none", rep.Refused, rep.Anomalies)
+	}
+}
