@@ -104,10 +104,14 @@ for store in postgres embedded; do
   raw="pgx CopyFrom"; [ "$store" = embedded ] && raw="bbolt batch put"
   printf '%-52s %9.0f /s %9.0f /s %8.2f\n' "single-proof /answer ($store) vs trivial handler" \
     "$(jv "$a" $store single_per_s)" "$(jv "$a" $store single_baseline_per_s)" "$(jv "$a" $store single_ratio)"
+  printf '%-52s %10.0f us %10.0f us %8s\n' "  CPU per answer: node vs trivial handler" \
+    "$(jv "$a" $store single_node_cpu_us)" "$(jv "$a" $store single_baseline_cpu_us)" "$(ratio "$(jv "$a" $store single_node_cpu_us)" "$(jv "$a" $store single_baseline_cpu_us)")"
   printf '%-52s %9.0f /s %9.0f /s %8.2f\n' "  batches of 100: proofs vs $raw rows" \
     "$(jv "$a" $store batch_proofs_per_s)" "$(jv "$a" $store batch_baseline_rows_per_s)" "$(jv "$a" $store batch_ratio)"
   printf '%-52s %10.1f ms %10.1f ms %8s\n' "  p99 /answer at $(printf %.0f "$(jv "$a" $store latency_rate_per_s)")/s (half max) vs trivial handler" \
     "$(jv "$a" $store latency_p99_ms)" "$(jv "$a" $store latency_baseline_p99_ms)" "$(ratio "$(jv "$a" $store latency_p99_ms)" "$(jv "$a" $store latency_baseline_p99_ms)")"
+  printf '%-52s %12s %14s\n' "  store commits over 50 ms in that phase" \
+    "$(jv "$a" $store latency_phase_commits_over_50ms) of $(jv "$a" $store latency_phase_commits)" ""
   printf '%-52s %12s %14s\n' "  acknowledged answers lost after SIGKILL" "$(jv "$a" $store acks_lost) of $(jv "$a" $store acks_checked)" ""
 done
 for store in postgres embedded; do

@@ -73,6 +73,12 @@ type answerResult struct {
 	LatencyRefused   int64   `json:"latency_not_accepted"`
 	LatencyBaseP50Ms float64 `json:"latency_baseline_p50_ms"`
 	LatencyBaseP99Ms float64 `json:"latency_baseline_p99_ms"`
+	// The node's store commits during phase (3), and how many took more
+	// than 50 and 250 ms: a tail in them is a tail in the answers waiting
+	// on them.
+	LatencyCommits         int64 `json:"latency_phase_commits"`
+	LatencySlowCommits     int64 `json:"latency_phase_commits_over_50ms"`
+	LatencyVerySlowCommits int64 `json:"latency_phase_commits_over_250ms"`
 
 	// The durability check: every acknowledged answer is still answered
 	// after a SIGKILL and a restart.
@@ -248,7 +254,18 @@ func answerBench(args []string) error {
 	time.Sleep(time.Second) // let the set-up's writes drain
 	warm(hc, node.url()+"/healthz", base.url+"/healthz", *workers)
 	baseLat, _ := openLoop(hc, base.url, steadyReqs, res.LatencyRate, nil, nil)
+	before, err := commitBuckets(node.url())
+	if err != nil {
+		return err
+	}
 	nodeLat, refused := openLoop(hc, node.url(), steadyReqs, res.LatencyRate, acked, nodeCodes)
+	after, err := commitBuckets(node.url())
+	if err != nil {
+		return err
+	}
+	res.LatencyCommits = int64(after["+Inf"] - before["+Inf"])
+	res.LatencySlowCommits = res.LatencyCommits - int64(after["0.05"]-before["0.05"])
+	res.LatencyVerySlowCommits = res.LatencyCommits - int64(after["0.25"]-before["0.25"])
 	res.LatencyRefused = refused
 	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = pct(nodeLat, 50), pct(nodeLat, 99), pct(nodeLat, 100)
 	res.LatencyBaseP50Ms, res.LatencyBaseP99Ms = pct(baseLat, 50), pct(baseLat, 99)
@@ -1007,4 +1024,40 @@ func runExits() {
 	for i := len(fs) - 1; i >= 0; i-- {
 		fs[i]()
 	}
+}
+
+// commitBuckets reads the node's histogram of snapshot commit times:
+// cumulative counts by upper bound ("0.05", "+Inf").
+func commitBuckets(base string) (map[string]float64, error) {
+	r, err := http.Get(base + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	return histogram(string(b), "sluice_snapshot_commit_seconds"), nil
+}
+
+// histogram reads the buckets of one unlabelled Prometheus histogram from
+// the text format: cumulative counts by their "le" bound.
+func histogram(text, name string) map[string]float64 {
+	out := map[string]float64{}
+	prefix := name + `_bucket{le="`
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		le, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+			out[le] = v
+		}
+	}
+	return out
 }

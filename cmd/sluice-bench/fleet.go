@@ -65,6 +65,7 @@ type fleetResult struct {
 	SampleFirstAnswerMs float64          `json:"sample_first_answer_ms"`
 	NodeWarnings        map[string]int   `json:"node_log_warnings,omitempty"`
 	NodeStatus          map[string]int64 `json:"node_non_200,omitempty"`
+	LoadAverage         [2]float64       `json:"machine_load_average"` // 1-minute load at the start and the end
 	TotalSeconds        float64          `json:"total_seconds"`
 }
 
@@ -98,6 +99,7 @@ func fleetBench(args []string) error {
 	}
 	defer atExit(func() { os.RemoveAll(dir) })()
 	res := fleetResult{Store: "embedded", Farmers: *farmers, Contracts: *contracts, ChunkSize: *chunkSize, Workers: *workers}
+	res.LoadAverage[0] = loadAverage()
 	nodeArgs := []string{"--data-dir", filepath.Join(dir, "data"),
 		"--challenge-interval", interval.String(), "--chunk-sizes", strconv.FormatInt(*chunkSize, 10),
 		"--default-chunk-size", strconv.FormatInt(*chunkSize, 10), "--chunks-per-request", "0",
@@ -241,6 +243,7 @@ func fleetBench(args []string) error {
 	if len(codes.m) > 0 {
 		res.NodeStatus = codes.m
 	}
+	res.LoadAverage[1] = loadAverage()
 	res.TotalSeconds = time.Since(began).Seconds()
 	return json.NewEncoder(os.Stdout).Encode(res)
 }

@@ -36,3 +36,15 @@ func TestParseMetrics(t *testing.T) {
 		t.Errorf("got %v, want only the two unlabelled series", m)
 	}
 }
+
+func TestHistogram(t *testing.T) {
+	text := "# TYPE sluice_snapshot_commit_seconds histogram\n" +
+		"sluice_snapshot_commit_seconds_bucket{le=\"0.05\"} 90\n" +
+		"sluice_snapshot_commit_seconds_bucket{le=\"+Inf\"} 100\n" +
+		"sluice_snapshot_commit_seconds_sum 1.5\n" +
+		"sluice_snapshot_batch_rows_bucket{le=\"+Inf\"} 7\n"
+	h := histogram(text, "sluice_snapshot_commit_seconds")
+	if h["0.05"] != 90 || h["+Inf"] != 100 || len(h) != 2 {
+		t.Errorf("got %v, want 0.05: 90 and +Inf: 100", h)
+	}
+}
