@@ -53,6 +53,22 @@ type (
 // exceeded: more than MaxProofLeaves leaves, more than MaxPathLen hashes in
 // a path, leaf data empty or longer than MaxLeafSize.
 func DecodeProof(raw []byte) (Proof, error) {
+	if leaves, ok := decodeFast(raw); ok {
+		p := Proof{Leaves: make([]LeafProof, len(leaves))}
+		for i, l := range leaves {
+			if err := checkLeaf(i, l.data, l.path); err != nil {
+				return Proof{}, err
+			}
+			p.Leaves[i] = LeafProof{Index: l.index, Data: l.data, Path: l.path}
+		}
+		return p, nil
+	}
+	return decodeSlow(raw)
+}
+
+// decodeSlow is DecodeProof through encoding/json, for every form of
+// JSON, with its error messages.
+func decodeSlow(raw []byte) (Proof, error) {
 	var w wireProof
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return Proof{}, fmt.Errorf("%w: %v", ErrCorrupted, err)
@@ -65,17 +81,26 @@ func DecodeProof(raw []byte) (Proof, error) {
 	}
 	p := Proof{Leaves: make([]LeafProof, len(*w.Leaves))}
 	for i, l := range *w.Leaves {
-		switch {
-		case l.Index == nil || l.Data == nil || l.Path == nil:
+		if l.Index == nil || l.Data == nil || l.Path == nil {
 			return Proof{}, fmt.Errorf("%w: leaf %d needs index, data and path", ErrCorrupted, i)
-		case len(*l.Data) == 0 || len(*l.Data) > MaxLeafSize:
-			return Proof{}, fmt.Errorf("%w: leaf %d has %d bytes, want 1 to %d", ErrCorrupted, i, len(*l.Data), MaxLeafSize)
-		case len(*l.Path) > MaxPathLen:
-			return Proof{}, fmt.Errorf("%w: leaf %d path has %d hashes, want at most %d", ErrCorrupted, i, len(*l.Path), MaxPathLen)
+		}
+		if err := checkLeaf(i, *l.Data, *l.Path); err != nil {
+			return Proof{}, err
 		}
 		p.Leaves[i] = LeafProof{Index: *l.Index, Data: *l.Data, Path: *l.Path}
 	}
 	return p, nil
+}
+
+// checkLeaf applies DecodeProof's limits to leaf i.
+func checkLeaf(i int, data []byte, path []Hash) error {
+	switch {
+	case len(data) == 0 || len(data) > MaxLeafSize:
+		return fmt.Errorf("%w: leaf %d has %d bytes, want 1 to %d", ErrCorrupted, i, len(data), MaxLeafSize)
+	case len(path) > MaxPathLen:
+		return fmt.Errorf("%w: leaf %d path has %d hashes, want at most %d", ErrCorrupted, i, len(path), MaxPathLen)
+	}
+	return nil
 }
 
 // Verify checks that p answers ch for the chunk described by tag. It

@@ -537,8 +537,32 @@ func FuzzDecodeProof(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range []string{
+		" {\n \"leaves\" : [ { \"path\" : [ ] , \"data\" : \"AA==\" , \"index\" : 7 } ] } \t",
+		`{"leaves":[{"index":01,"data":"AA==","path":[]}]}`,
+		`{"leaves":[{"index":4294967296,"data":"AA==","path":[]}]}`,
+		`{"leaves":[{"index":1,"index":2,"data":"AA==","path":[]}]}`,
+		`{"leaves":[{"index":1,"data":"A\u0041==","path":[]}]}`,
+		`{"leaves":[],"leaves":[{"index":1,"data":"AA==","path":[]}]}`,
+		`{"leaves":[{"index":1,"data":"AA==","path":[]}]}x`,
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		p, err := DecodeProof(raw)
+		// The one-pass parser agrees with encoding/json on what it takes.
+		if leaves, ok := decodeFast(raw); ok {
+			slow, serr := decodeSlow(raw)
+			if (err == nil) != (serr == nil) {
+				t.Fatalf("fast path gave %v, encoding/json %v", err, serr)
+			}
+			if err == nil && !reflect.DeepEqual(p, slow) {
+				t.Fatalf("fast path gave %+v, encoding/json %+v", p, slow)
+			}
+			if len(leaves) != len(slow.Leaves) && serr == nil {
+				t.Fatalf("fast path found %d leaves, encoding/json %d", len(leaves), len(slow.Leaves))
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrCorrupted) {
 				t.Fatalf("got %v, want ErrCorrupted", err)
@@ -642,5 +666,21 @@ func TestHashJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(in), &h); err == nil {
 			t.Errorf("decode %s: no error", in)
 		}
+	}
+}
+
+// Proofs as farmers send them take the one-pass parser.
+func TestDecodeFastTakesProverOutput(t *testing.T) {
+	data := chunk(6, 8, 3)
+	tree := mustTree(t, data, 8)
+	raw, _ := json.Marshal(mustProve(t, tree, data, Challenge{Indices: []uint32{5, 0, 2}}))
+	leaves, ok := decodeFast(raw)
+	if !ok || len(leaves) != 3 {
+		t.Fatalf("decodeFast(%s): %d leaves, %v", raw, len(leaves), ok)
+	}
+	fast, err := DecodeProof(raw)
+	slow, serr := decodeSlow(raw)
+	if err != nil || serr != nil || !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("fast %+v (%v), encoding/json %+v (%v)", fast, err, slow, serr)
 	}
 }

@@ -1,0 +1,226 @@
+package proof
+
+import (
+	"encoding/base64"
+	"math"
+)
+
+// decodeFast parses the usual form of a proof, as farmers send it, in one
+// pass over raw: an object whose only member is "leaves", an array of
+// objects with exactly the members "index" (a plain non-negative integer),
+// "data" and "path" (strings and arrays of strings without escapes). It
+// reports false for anything else (other or repeated members, nulls,
+// escapes, non-ASCII, numbers in other forms, bad base64, malformed
+// JSON), and DecodeProof then takes the encoding/json path, which gives
+// the same result on every input this accepts and the error messages on
+// the rest. encoding/json costs several passes and a reflection walk per
+// value; answers are the node's hottest request.
+func decodeFast(raw []byte) ([]wireLeafValue, bool) {
+	s := scanner{b: raw}
+	if !s.byte('{') || !s.key("leaves") || !s.byte('[') {
+		return nil, false
+	}
+	var leaves []wireLeafValue
+	if s.peek(']') {
+		s.i++
+	} else {
+		for {
+			l, ok := s.leaf()
+			if !ok || len(leaves) >= MaxProofLeaves {
+				return nil, false
+			}
+			leaves = append(leaves, l)
+			if s.byte(']') {
+				break
+			}
+			if !s.byte(',') {
+				return nil, false
+			}
+		}
+	}
+	if !s.byte('}') {
+		return nil, false
+	}
+	s.ws()
+	if s.i != len(s.b) {
+		return nil, false
+	}
+	if leaves == nil {
+		leaves = []wireLeafValue{}
+	}
+	return leaves, true
+}
+
+// wireLeafValue is a leaf as decodeFast found it.
+type wireLeafValue struct {
+	index uint32
+	data  []byte
+	path  []Hash
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// byte consumes c after optional white space.
+func (s *scanner) byte(c byte) bool {
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+func (s *scanner) peek(c byte) bool {
+	s.ws()
+	return s.i < len(s.b) && s.b[s.i] == c
+}
+
+// str consumes a string without escapes, control or non-ASCII characters
+// and returns its contents.
+func (s *scanner) str() ([]byte, bool) {
+	if !s.byte('"') {
+		return nil, false
+	}
+	for j := s.i; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			out := s.b[s.i:j]
+			s.i = j + 1
+			return out, true
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// key consumes `"name":`.
+func (s *scanner) key(name string) bool {
+	k, ok := s.str()
+	return ok && string(k) == name && s.byte(':')
+}
+
+// uint32 consumes a JSON integer in plain form within uint32.
+func (s *scanner) uint32() (uint32, bool) {
+	s.ws()
+	start := s.i
+	var v uint64
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		v = v*10 + uint64(s.b[s.i]-'0')
+		s.i++
+		if v > math.MaxUint32 {
+			return 0, false
+		}
+	}
+	n := s.i - start
+	if n == 0 || (n > 1 && s.b[start] == '0') {
+		return 0, false
+	}
+	if s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '.', 'e', 'E':
+			return 0, false
+		}
+	}
+	return uint32(v), true
+}
+
+// leaf consumes {"index": i, "data": "...", "path": [...]}, members in any
+// order, each exactly once.
+func (s *scanner) leaf() (wireLeafValue, bool) {
+	var l wireLeafValue
+	if !s.byte('{') {
+		return l, false
+	}
+	var seen [3]bool
+	for {
+		k, ok := s.str()
+		if !ok || !s.byte(':') {
+			return l, false
+		}
+		switch string(k) {
+		case "index":
+			if seen[0] {
+				return l, false
+			}
+			seen[0] = true
+			if l.index, ok = s.uint32(); !ok {
+				return l, false
+			}
+		case "data":
+			if seen[1] {
+				return l, false
+			}
+			seen[1] = true
+			enc, ok := s.str()
+			if !ok {
+				return l, false
+			}
+			l.data = make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+			n, err := base64.StdEncoding.Decode(l.data, enc)
+			if err != nil {
+				return l, false
+			}
+			l.data = l.data[:n]
+		case "path":
+			if seen[2] {
+				return l, false
+			}
+			seen[2] = true
+			if l.path, ok = s.hashes(); !ok {
+				return l, false
+			}
+		default:
+			return l, false
+		}
+		if s.byte('}') {
+			return l, seen[0] && seen[1] && seen[2]
+		}
+		if !s.byte(',') {
+			return l, false
+		}
+	}
+}
+
+// hashes consumes an array of base64 hashes of 32 bytes.
+func (s *scanner) hashes() ([]Hash, bool) {
+	if !s.byte('[') {
+		return nil, false
+	}
+	out := []Hash{}
+	if s.byte(']') {
+		return out, true
+	}
+	for {
+		enc, ok := s.str()
+		if !ok || len(enc) != 44 || len(out) >= MaxPathLen {
+			return nil, false
+		}
+		var buf [33]byte
+		n, err := base64.StdEncoding.Strict().Decode(buf[:], enc)
+		if err != nil || n != len(Hash{}) {
+			return nil, false
+		}
+		out = append(out, Hash(buf[:32]))
+		if s.byte(']') {
+			return out, true
+		}
+		if !s.byte(',') {
+			return nil, false
+		}
+	}
+}
