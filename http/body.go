@@ -16,24 +16,40 @@ import (
 // decompression). A body labelled Content-Encoding: gzip is gunzipped only
 // when it really is gzip: the original farmer labels plain JSON that way.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	return decodeFrom(bodyReader(w, r, limit), v)
+}
+
+// bodyReader is the request body within limit bytes, gunzipped when it
+// really is gzip.
+func bodyReader(w http.ResponseWriter, r *http.Request, limit int64) io.Reader {
 	body := io.Reader(http.MaxBytesReader(w, r.Body, limit))
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		br := bufio.NewReader(body)
 		if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 			zr, err := gzip.NewReader(br)
 			if err != nil {
-				return sluice.Errorf(sluice.ErrInvalid, "Malformed gzip body.")
+				return errReader{sluice.Errorf(sluice.ErrInvalid, "Malformed gzip body.")}
 			}
 			body = &limitedReader{r: zr, left: limit}
 		} else {
 			body = br
 		}
 	}
+	return body
+}
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// decodeFrom decodes one JSON object from body into v; trailing data is a
+// malformed body too.
+func decodeFrom(body io.Reader, v any) error {
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
 		return bodyError(err)
 	}
-	// Trailing data after the object is a malformed body too.
 	if _, err := dec.Token(); err != io.EOF {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) || errors.Is(err, errTooLarge) {
@@ -44,9 +60,21 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	return nil
 }
 
+// readBody reads the whole body within limit, as decodeBody would.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(bodyReader(w, r, limit))
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return data, nil
+}
+
 func bodyError(err error) error {
 	var tooBig *http.MaxBytesError
+	var se *sluice.Error
 	switch {
+	case errors.As(err, &se):
+		return err // already an answer (a malformed gzip body)
 	case errors.As(err, &tooBig), errors.Is(err, errTooLarge):
 		return errBodyTooLarge
 	case errors.Is(err, io.EOF):

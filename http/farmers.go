@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -400,8 +401,15 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	body, err := readBody(w, r, s.cfg.MaxBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var req answerRequest
-	if err := decodeBody(w, r, s.cfg.MaxBody, &req); err != nil {
+	if p, ok := proofMember(body); ok {
+		req.Proof = p
+	} else if err := decodeFrom(bytes.NewReader(body), &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -1,0 +1,197 @@
+package http
+
+import "encoding/json"
+
+// proofMember finds the proof in the usual single-answer body,
+// {"proof": <value>}, in one pass: the whole body must be valid JSON, an
+// object whose only member is exactly "proof". It reports false for any
+// other body, valid or not, which then goes through encoding/json as
+// every body does; on the bodies it takes, it gives what encoding/json
+// would put in answerRequest.Proof. The proof is then parsed once more by
+// the proof package; encoding/json would have scanned it twice before.
+func proofMember(b []byte) (json.RawMessage, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(b, i+1)
+	const key = `"proof"`
+	if len(b)-i < len(key) || string(b[i:i+len(key)]) != key {
+		return nil, false
+	}
+	i = skipSpace(b, i+len(key))
+	if i >= len(b) || b[i] != ':' {
+		return nil, false
+	}
+	start := skipSpace(b, i+1)
+	end, ok := valueEnd(b, start, 0)
+	if !ok {
+		return nil, false
+	}
+	i = skipSpace(b, end)
+	if i >= len(b) || b[i] != '}' || skipSpace(b, i+1) != len(b) {
+		return nil, false
+	}
+	return json.RawMessage(b[start:end]), true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// maxDepth bounds nesting; deeper values are left to encoding/json.
+const maxDepth = 64
+
+// valueEnd returns the end of the JSON value starting at b[i], checking
+// its syntax as strictly as encoding/json does (strings are taken only in
+// ASCII; anything else reports false).
+func valueEnd(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) || depth > maxDepth {
+		return 0, false
+	}
+	switch c := b[i]; {
+	case c == '{':
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return i + 1, true
+		}
+		for {
+			end, ok := stringEnd(b, i)
+			if !ok {
+				return 0, false
+			}
+			i = skipSpace(b, end)
+			if i >= len(b) || b[i] != ':' {
+				return 0, false
+			}
+			if i, ok = valueEnd(b, skipSpace(b, i+1), depth+1); !ok {
+				return 0, false
+			}
+			i = skipSpace(b, i)
+			if i >= len(b) {
+				return 0, false
+			}
+			if b[i] == '}' {
+				return i + 1, true
+			}
+			if b[i] != ',' {
+				return 0, false
+			}
+			i = skipSpace(b, i+1)
+		}
+	case c == '[':
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if i, ok = valueEnd(b, i, depth+1); !ok {
+				return 0, false
+			}
+			i = skipSpace(b, i)
+			if i >= len(b) {
+				return 0, false
+			}
+			if b[i] == ']' {
+				return i + 1, true
+			}
+			if b[i] != ',' {
+				return 0, false
+			}
+			i = skipSpace(b, i+1)
+		}
+	case c == '"':
+		return stringEnd(b, i)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return numberEnd(b, i)
+	default:
+		for _, lit := range []string{"true", "false", "null"} {
+			if len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit {
+				return i + len(lit), true
+			}
+		}
+		return 0, false
+	}
+}
+
+// stringEnd returns the end of the string at b[i]: ASCII, no control
+// characters, escapes as JSON defines them.
+func stringEnd(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, false
+	}
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20 || c >= 0x80:
+			return 0, false
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return 0, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if len(b)-i < 5 {
+					return 0, false
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return 0, false
+					}
+				}
+				i += 4
+			default:
+				return 0, false
+			}
+		}
+	}
+	return 0, false
+}
+
+// numberEnd returns the end of the number at b[i]:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func numberEnd(b []byte, i int) (int, bool) {
+	digits := func(i int) int {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(i)
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return 0, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return 0, false
+		}
+		i = j
+	}
+	return i, true
+}
