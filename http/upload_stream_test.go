@@ -29,9 +29,6 @@ import (
 	"github.com/sluicehq/sluice/internal/nodetest"
 	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/persistence"
-	"github.com/sluicehq/sluice/persistence/embedded"
-	"github.com/sluicehq/sluice/persistence/postgres"
-	"github.com/sluicehq/sluice/persistence/postgres/pgtest"
 )
 
 // randomBytes returns n pseudo-random bytes determined by seed.
@@ -251,31 +248,11 @@ func waitSealed(t *testing.T, e *actors.Engine, id string) sluice.Quote {
 }
 
 // eachReopenableStore runs fn on both stores, handing it a function that
-// opens the same location every time it is called: a node restarted on
-// it finds what the previous one committed.
+// opens the same location every time it is called.
 func eachReopenableStore(t *testing.T, fn func(t *testing.T, open func() actors.Store)) {
-	t.Run("embedded", func(t *testing.T) {
-		dir := t.TempDir()
-		fn(t, func() actors.Store {
-			s, err := embedded.Open(dir, zap.NewNop())
-			if err != nil {
-				t.Fatalf("open embedded store: %v", err)
-			}
-			return s
-		})
-	})
-	t.Run("postgres", func(t *testing.T) {
-		dsn := pgtest.DSN(t)
-		fn(t, func() actors.Store {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			s, err := postgres.Open(ctx, dsn, zap.NewNop())
-			if err != nil {
-				t.Fatalf("open postgres store: %v", err)
-			}
-			return s
-		})
-	})
+	for _, s := range nodetest.Stores(t) {
+		t.Run(s.Name, func(t *testing.T) { fn(t, s.At(t)) })
+	}
 }
 
 // diskNode is a node whose blob directory the test chooses, so that a

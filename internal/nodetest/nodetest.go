@@ -28,34 +28,43 @@ import (
 	"github.com/sluicehq/sluice/persistence/postgres/pgtest"
 )
 
-// Store names one of the two stores and opens it at one location.
+// Store names one of the two stores.
 type Store struct {
 	Name string
-	Open func(t *testing.T) actors.Store
+	// At makes a fresh location for the store and returns a function that
+	// opens the store there; each call opens the same location again, so
+	// a node restarted on it finds what the previous one committed.
+	At func(t *testing.T) func() actors.Store
 }
 
-// Stores returns both stores, each bound to a fresh location of its own.
-// The Postgres one skips (or fails under SLUICE_REQUIRE_POSTGRES=1) when no
-// test database is configured.
+// Open opens the store at a fresh location of its own.
+func (s Store) Open(t *testing.T) actors.Store { return s.At(t)() }
+
+// Stores returns both stores. The Postgres one skips (or fails under
+// SLUICE_REQUIRE_POSTGRES=1) when no test database is configured.
 func Stores(t *testing.T) []Store {
 	return []Store{
-		{Name: "embedded", Open: func(t *testing.T) actors.Store {
+		{Name: "embedded", At: func(t *testing.T) func() actors.Store {
 			dir := t.TempDir()
-			s, err := embedded.Open(dir, zap.NewNop())
-			if err != nil {
-				t.Fatalf("open embedded store: %v", err)
+			return func() actors.Store {
+				s, err := embedded.Open(dir, zap.NewNop())
+				if err != nil {
+					t.Fatalf("open embedded store: %v", err)
+				}
+				return s
 			}
-			return s
 		}},
-		{Name: "postgres", Open: func(t *testing.T) actors.Store {
+		{Name: "postgres", At: func(t *testing.T) func() actors.Store {
 			dsn := pgtest.DSN(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			s, err := postgres.Open(ctx, dsn, zap.NewNop())
-			if err != nil {
-				t.Fatalf("open postgres store: %v", err)
+			return func() actors.Store {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				s, err := postgres.Open(ctx, dsn, zap.NewNop())
+				if err != nil {
+					t.Fatalf("open postgres store: %v", err)
+				}
+				return s
 			}
-			return s
 		}},
 	}
 }
