@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -268,104 +264,7 @@ func progress(name string, done *atomic.Int64, total int64) func() {
 	return func() { close(stop) }
 }
 
-// procMiB reads a size field such as VmRSS from /proc/PID/status.
-func procMiB(pid int, field string) (float64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			fs := strings.Fields(v)
-			kb, err := strconv.ParseFloat(fs[0], 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
-}
-
-// cpuTicks is the process's user and system time in clock ticks.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	return parseStatTicks(string(b))
-}
-
-// parseStatTicks reads utime + stime from a /proc/PID/stat line: fields
-// 14 and 15, counted after the command name, which may hold spaces.
-func parseStatTicks(stat string) (int64, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("malformed stat line")
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("malformed stat line")
-	}
-	// f[0] is field 3 (state): utime is field 14, stime field 15.
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("malformed stat line")
-	}
-	return u + s, nil
-}
-
 // idleSlack is how many goroutines above its idle count a node may run
 // and still count as idle: the metrics request itself, the status
 // refresh, a flusher at work.
 const idleSlack = 16
-
-// waitIdle scrapes the node's metrics every 20 ms until go_goroutines is
-// at most max, and returns when it was.
-func waitIdle(base string, max int, limit time.Duration) (time.Time, error) {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		m, err := nodeMetrics(base)
-		if err != nil {
-			return time.Time{}, err
-		}
-		if int(m["go_goroutines"]) <= max {
-			return time.Now(), nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Time{}, fmt.Errorf("the node still ran more than %d goroutines after %s", max, limit)
-}
-
-// nodeMetrics reads the node's unlabelled Prometheus gauges and counters.
-func nodeMetrics(base string) (map[string]float64, error) {
-	r, err := http.Get(base + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer r.Body.Close()
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, err
-	}
-	return parseMetrics(string(b)), nil
-}
-
-// parseMetrics reads "name value" lines of the Prometheus text format;
-// labelled series and comments are skipped.
-func parseMetrics(text string) map[string]float64 {
-	out := map[string]float64{}
-	for _, line := range strings.Split(text, "\n") {
-		if line == "" || line[0] == '#' || strings.ContainsRune(line, '{') {
-			continue
-		}
-		name, val, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-			out[name] = v
-		}
-	}
-	return out
-}
