@@ -47,15 +47,17 @@ func fileCID(t *testing.T, name string) string {
 	return refEncode([]byte{0x01, 0x55, 0x12, 0x20}, h.Sum(nil))
 }
 
+// manyChunks makes sizes of several chunks.
+const manyChunks = 8
+
 // TestPutChunkBoundaries stores files whose sizes sit on and around the
-// chunk boundaries of the pipeline (one chunk, all chunks in flight, the
-// write-out interval), read whole and in ragged pieces, and checks the CID
+// chunk boundaries (one chunk, several, the write-out interval), read whole and in ragged pieces, and checks the CID
 // against an independent hash of the source and of the stored file.
 func TestPutChunkBoundaries(t *testing.T) {
 	sizes := []int64{
 		0, 1,
 		chunkSize - 1, chunkSize, chunkSize + 1,
-		chunkSize*chunkCount - 1, chunkSize * chunkCount, chunkSize*chunkCount + 1,
+		chunkSize*manyChunks - 1, chunkSize * manyChunks, chunkSize*manyChunks + 1,
 		writebackEvery + chunkSize + 7,
 		40<<20 + 3,
 	}
@@ -85,8 +87,8 @@ func TestPutChunkBoundaries(t *testing.T) {
 				if fi, err := os.Stat(s.Path(c)); err != nil || fi.Size() != size {
 					t.Errorf("stored size: got %v (%v), want %d", fi.Size(), err, size)
 				}
-				if got := names(t, filepath.Join(dir, "tmp")); len(got) != 0 {
-					t.Errorf("tmp after Put: got %v, want empty", got)
+				if got := names(t, filepath.Join(dir, "pending")); len(got) != 0 {
+					t.Errorf("pending after Put: got %v, want empty", got)
 				}
 			})
 		}
@@ -94,11 +96,10 @@ func TestPutChunkBoundaries(t *testing.T) {
 }
 
 // TestPutFailsMidStream breaks the source at points around the chunk
-// boundaries, including with every chunk in flight. Put fails with the
-// source's error, stores nothing, and its hashing goroutine has ended
-// when it returns (synctest.Test fails on a goroutine left blocked).
+// boundaries. Put fails with the source's error, stores nothing, and
+// leaves no goroutine behind (synctest.Test fails on one left blocked).
 func TestPutFailsMidStream(t *testing.T) {
-	for _, at := range []int{0, 1, chunkSize - 1, chunkSize, chunkSize + 1, 2*chunkSize*chunkCount + 5} {
+	for _, at := range []int{0, 1, chunkSize - 1, chunkSize, chunkSize + 1, 2*chunkSize*manyChunks + 5} {
 		for _, rag := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%d ragged=%v", at, rag), func(t *testing.T) {
 				s, dir := openStore(t)
@@ -129,9 +130,9 @@ func TestPutLimitChunks(t *testing.T) {
 		{chunkSize, chunkSize, false},
 		{chunkSize + 1, chunkSize, true},
 		{chunkSize, chunkSize - 1, true},
-		{chunkSize * chunkCount, chunkSize * chunkCount, false},
-		{chunkSize*chunkCount + 1, chunkSize * chunkCount, true},
-		{3 * chunkSize * chunkCount, 2*chunkSize*chunkCount + 1, true},
+		{chunkSize * manyChunks, chunkSize * manyChunks, false},
+		{chunkSize*manyChunks + 1, chunkSize * manyChunks, true},
+		{3 * chunkSize * manyChunks, 2*chunkSize*manyChunks + 1, true},
 	}
 	for _, tt := range tests {
 		for _, rag := range []bool{false, true} {
@@ -183,22 +184,20 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestCopyAndHashWriteError fails the destination after a few chunks: the
-// copy stops with the writer's error and the hasher has ended.
-func TestCopyAndHashWriteError(t *testing.T) {
+// TestCopyLimitWriteError fails the destination after a few chunks: the
+// copy stops with the writer's error.
+func TestCopyLimitWriteError(t *testing.T) {
 	for _, at := range []int{0, chunkSize - 1, 3*chunkSize + 5} {
 		t.Run(fmt.Sprint(at), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				src := &countingReader{r: stream(5, 4*chunkSize*chunkCount)}
-				_, _, err := copyAndHash(context.Background(), &failingWriter{n: at}, src, -1)
-				if !errors.Is(err, errDiskFull) {
-					t.Fatalf("got %v, want %v", err, errDiskFull)
-				}
-				// Reading stops with the failed chunk.
-				if max := int64(at) + chunkSize; src.n > max {
-					t.Errorf("bytes read: got %d, want at most %d", src.n, max)
-				}
-			})
+			src := &countingReader{r: stream(5, 4*chunkSize*manyChunks)}
+			_, err := copyLimit(context.Background(), &failingWriter{n: at}, src, -1)
+			if !errors.Is(err, errDiskFull) {
+				t.Fatalf("got %v, want %v", err, errDiskFull)
+			}
+			// Reading stops with the failed chunk.
+			if max := int64(at) + chunkSize; src.n > max {
+				t.Errorf("bytes read: got %d, want at most %d", src.n, max)
+			}
 		})
 	}
 }

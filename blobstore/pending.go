@@ -26,15 +26,18 @@ const pendingIDLen = 32
 // it, and returns the file's pending id and length. The id names the file
 // until Seal has made it a blob and the caller Discards it.
 //
-// Stage is Put without the SHA-256: the bytes go through one buffer into
+// Stage does not hash: the bytes go through one buffer into
 // dir/pending/<id> with the same early write-out, and the file and the
 // directory are fsynced before Stage returns, so an upload acknowledged
 // after Stage survives a crash. Hashing, which on CPUs without the SHA
 // extensions is slower than the disk, is left to Seal, off the path of the
 // acknowledgement.
 //
-// limit and ctx are as for Put: more than limit bytes is an error wrapping
-// ErrTooLarge. Whenever Stage fails nothing is kept.
+// A limit of zero or more is the most bytes accepted (a negative one means
+// none): more is an error wrapping ErrTooLarge. ctx is checked before every
+// read of r: cancelling it ends the copy with ctx's error (a read that
+// blocks is not interrupted; the server unblocks a request body when the
+// request's context ends). Whenever Stage fails nothing is kept.
 func (s *Store) Stage(ctx context.Context, r io.Reader, limit int64) (string, int64, error) {
 	var b [pendingIDLen / 2]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -79,7 +82,7 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, limit int64) (string, in
 // The file is read back through one buffer (memory does not grow with its
 // size), and ctx is checked before every read. The blob is a hard link to
 // the pending file, not a copy: no byte is written again. The blobs
-// directory is fsynced before Seal returns. Like Put, Seal cancels a
+// directory is fsynced before Seal returns. Seal cancels a
 // pending Release of the CID. A missing pending file is an error wrapping
 // ErrNotFound.
 func (s *Store) Seal(ctx context.Context, id string) (CID, error) {
@@ -216,36 +219,4 @@ func validPendingID(id string) bool {
 		}
 	}
 	return true
-}
-
-// copyLimit copies r to w through one pooled chunk and returns the number
-// of bytes copied, with the limit and ctx rules of copyAndHash: more than
-// limit bytes (limit >= 0) ends the copy with an error wrapping
-// ErrTooLarge after reading at most limit+1 bytes.
-func copyLimit(ctx context.Context, w io.Writer, r io.Reader, limit int64) (int64, error) {
-	buf := chunkPool.Get().(*[chunkSize]byte)
-	defer chunkPool.Put(buf)
-	var n int64
-	for {
-		want := int64(chunkSize)
-		if limit >= 0 && limit-n < want-1 {
-			want = limit - n + 1
-		}
-		k, rerr := fill(ctx, r, buf[:want])
-		n += int64(k)
-		if limit >= 0 && n > limit {
-			return n, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
-		}
-		if k > 0 {
-			if _, err := w.Write(buf[:k]); err != nil {
-				return n, err
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
 }

@@ -7,17 +7,13 @@
 // Layout under the store's directory:
 //
 //	blobs/<cid>     one file per blob, named by its CID's string form
-//	tmp/            Puts in progress; emptied by Open (crash leftovers)
 //	pending/<id>    uploads stored but not yet hashed (Stage, Seal)
 //
-// A blob is written to tmp while it is hashed, fsynced, renamed into blobs
-// and the directory fsynced, so a Put that returned survives a crash and a
-// blob never appears half-written.
-//
-// An upload can also be stored in two steps, so that it is acknowledged
-// before it is hashed: Stage writes it to pending/<id> and fsyncs it;
-// Seal later hashes it and hard-links it into blobs under its CID; the
-// caller Discards the pending name once it has recorded the CID. Open
+// An upload is stored in two steps, so that it is acknowledged before it
+// is hashed: Stage writes it to pending/<id> and fsyncs it; Seal later
+// hashes it and hard-links it into blobs under its CID (and fsyncs the
+// directory), so a blob never appears half-written; the caller Discards
+// the pending name once it has recorded the CID. Put does all three. Open
 // keeps pending/ (acknowledged uploads may still need sealing); the owner
 // of the uploads names the ones it needs with SweepPending at start-up and
 // the rest are removed.
@@ -54,7 +50,6 @@ var (
 // concurrent use.
 type Store struct {
 	blobs   string // dir/blobs
-	tmp     string // dir/tmp
 	pending string // dir/pending
 
 	// mu serialises the changes to the blobs directory (rename in, remove)
@@ -74,30 +69,24 @@ type release struct {
 	timer *time.Timer
 }
 
-// Open opens the store in dir, creating dir/blobs, dir/tmp and dir/pending
-// if needed, and deletes whatever dir/tmp holds: Puts a crash interrupted,
-// never acknowledged. dir/pending is left as it is: see SweepPending.
+// Open opens the store in dir, creating dir/blobs and dir/pending if
+// needed. dir/pending is left as it is: see SweepPending. A dir/tmp, where
+// earlier versions wrote Puts in progress, holds only uploads a crash
+// interrupted, never acknowledged: it is removed.
 func Open(dir string) (*Store, error) {
 	s := &Store{
 		blobs:     filepath.Join(dir, "blobs"),
-		tmp:       filepath.Join(dir, "tmp"),
 		pending:   filepath.Join(dir, "pending"),
 		releases:  make(map[CID]*release),
 		leftovers: make(map[string]bool),
 	}
-	for _, d := range []string{s.blobs, s.tmp, s.pending} {
+	for _, d := range []string{s.blobs, s.pending} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("blobstore: open: %w", err)
 		}
 	}
-	leftovers, err := os.ReadDir(s.tmp)
-	if err != nil {
-		return nil, fmt.Errorf("blobstore: open: %w", err)
-	}
-	for _, e := range leftovers {
-		if err := os.RemoveAll(filepath.Join(s.tmp, e.Name())); err != nil {
-			return nil, fmt.Errorf("blobstore: open: clean tmp: %w", err)
-		}
+	if err := os.RemoveAll(filepath.Join(dir, "tmp")); err != nil {
+		return nil, fmt.Errorf("blobstore: open: clean tmp: %w", err)
 	}
 	ids, err := s.Pending()
 	if err != nil {
@@ -109,64 +98,22 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
-// Put stores what r yields and returns its CID and length. It streams r
-// through a few fixed buffers into a temporary file while another
-// goroutine hashes them (see copyAndHash), so memory does not grow with
-// the size; the blob is durable when Put returns.
-//
-// A limit of zero or more is the most bytes accepted: if r yields more, Put
-// stops reading and returns an error wrapping ErrTooLarge. A negative limit
-// means no limit. Whenever Put fails nothing is stored and the temporary
-// file is gone.
-//
-// ctx is checked before every read of r: cancelling it ends the copy with
-// ctx's error. A read that blocks is not interrupted; a request body is
-// unblocked by the server when the request's context ends.
+// Put stores what r yields and returns its CID and length: Stage, Seal
+// and Discard in one call, for a caller that may wait for the hash. The
+// limit and ctx rules are Stage's; whenever Put fails nothing is stored.
 //
 // Putting a blob the store already has is not an error (the content is the
 // same); it cancels a pending Release of that CID, since someone needs the
 // blob again.
 func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (CID, int64, error) {
-	f, err := os.CreateTemp(s.tmp, "put-*")
+	id, n, err := s.Stage(ctx, r, limit)
 	if err != nil {
-		return CID{}, 0, fmt.Errorf("blobstore: put: %w", err)
+		return CID{}, 0, err
 	}
-	tmp := f.Name()
-	stored := false
-	defer func() {
-		if !stored {
-			_ = f.Close() // may already be closed; the error is of no use
-			_ = os.Remove(tmp)
-		}
-	}()
-
-	c, n, err := copyAndHash(ctx, &writebackFile{f: f}, r, limit)
+	defer s.Discard(id)
+	c, err := s.Seal(ctx, id)
 	if err != nil {
-		return CID{}, 0, fmt.Errorf("blobstore: put: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return CID{}, 0, fmt.Errorf("blobstore: put: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return CID{}, 0, fmt.Errorf("blobstore: put: %w", err)
-	}
-
-	s.mu.Lock()
-	// Renaming over an existing blob replaces it atomically with the same
-	// bytes, so a duplicate needs no special case.
-	err = os.Rename(tmp, s.Path(c))
-	if err == nil {
-		s.cancelLocked(c)
-	}
-	s.mu.Unlock()
-	if err != nil {
-		return CID{}, 0, fmt.Errorf("blobstore: put: %w", err)
-	}
-	stored = true
-	if err := syncDir(s.blobs); err != nil {
-		// The blob is in place but its name may not survive a crash; the
-		// caller must not acknowledge it, so report the failure.
-		return CID{}, 0, fmt.Errorf("blobstore: put: sync %s: %w", s.blobs, err)
+		return CID{}, 0, err
 	}
 	return c, n, nil
 }

@@ -9,10 +9,10 @@ const writebackEvery = 8 << 20
 // writebackFile writes to f and, every writebackEvery bytes, starts the
 // write-out of what it wrote since the last time (startWriteback). Left
 // alone, the kernel would keep the whole file dirty in memory until the
-// fsync at the end of Put and then write it all while Put waits; started
-// early, the disk works while the rest of the file is still arriving and
-// being hashed, and the fsync finds little left to do. Durability is
-// unchanged: Put still fsyncs before it renames.
+// fsync at the end of Stage and then write it all while Stage waits;
+// started early, the disk works while the rest of the file is still
+// arriving, and the fsync finds little left to do. Durability is
+// unchanged: Stage still fsyncs before it returns.
 type writebackFile struct {
 	f       *os.File
 	written int64 // bytes written so far
