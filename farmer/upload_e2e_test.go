@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -49,29 +48,6 @@ func (u *user) sign(quoteID string) (nonce, sig string) {
 	}
 	s[64] += 27
 	return nonce, "0x" + hex.EncodeToString(s)
-}
-
-func jsonCall(t *testing.T, method, url string, body any, out any) int {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %d %q", method, url, res.StatusCode, raw)
-		}
-	}
-	return res.StatusCode
 }
 
 // TestUploadStoredOnFarmers takes an upload on the built-in storage type
@@ -136,7 +112,7 @@ func uploadFile(t *testing.T, n *nodetest.Node, u *user, file []byte) string {
 		QuoteID, TokenAmount, ApproveAddress, TokenAddress string
 		ChainID                                            any
 	}
-	code := jsonCall(t, "POST", n.URL+"/getQuote", map[string]any{
+	code := nodetest.Call(t, "POST", n.URL+"/getQuote", map[string]any{
 		"type": "sluice", "files": []any{map[string]int{"length": len(file)}}, "duration": 3600,
 		"payment":     map[string]any{"chainId": "1337", "tokenAddress": "0x0000000000000000000000000000000000000000"},
 		"userAddress": u.addr}, &q)
@@ -198,7 +174,7 @@ func waitStored(t *testing.T, n *nodetest.Node, quote string) {
 	t.Helper()
 	var st struct{ Status int }
 	waitFor(t, "status 400", func() bool {
-		jsonCall(t, "GET", n.URL+"/getStatus?quoteId="+quote, nil, &st)
+		nodetest.Call(t, "GET", n.URL+"/getStatus?quoteId="+quote, nil, &st)
 		if st.Status != sluice.StatusDone && st.Status != sluice.StatusPaymentPulled && st.Status != sluice.StatusUploading {
 			t.Fatalf("status %d, want 300 then 400", st.Status)
 		}
@@ -211,7 +187,7 @@ func checkServedBack(t *testing.T, n *nodetest.Node, u *user, quote string, file
 	t.Helper()
 	nonce, sig := u.sign(quote)
 	var links []struct{ Type, CID string }
-	if code := jsonCall(t, "GET", n.URL+"/getLink?"+url.Values{"quoteId": {quote}, "nonce": {nonce}, "signature": {sig}}.Encode(), nil, &links); code != 200 || len(links) != 1 || links[0].Type != "sluice" {
+	if code := nodetest.Call(t, "GET", n.URL+"/getLink?"+url.Values{"quoteId": {quote}, "nonce": {nonce}, "signature": {sig}}.Encode(), nil, &links); code != 200 || len(links) != 1 || links[0].Type != "sluice" {
 		t.Fatalf("getLink: %d %+v", code, links)
 	}
 	res, err := http.Get(n.URL + "/ipfs/" + links[0].CID)

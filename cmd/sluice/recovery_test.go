@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/nodetest"
 	"github.com/sluicehq/sluice/persistence/postgres/pgtest"
 	"github.com/sluicehq/sluice/proof"
 )
@@ -114,27 +113,6 @@ func (p *process) kill(t *testing.T) {
 	p.cmd.Wait()
 }
 
-func call(t *testing.T, method, url string, body any, out any) int {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer res.Body.Close()
-	if out != nil {
-		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
-			t.Fatalf("%s %s: %v", method, url, err)
-		}
-	}
-	return res.StatusCode
-}
-
 type wireChunk struct {
 	FileHash  string          `json:"file_hash"`
 	Size      int64           `json:"size"`
@@ -185,9 +163,9 @@ func TestCrashRecovery(t *testing.T) {
 			env := append(st.env(t), "SLUICE_CHALLENGE_INTERVAL=6s", "SLUICE_LOG_LEVEL=info")
 			p := startServe(t, env)
 			var tok struct{ Token string }
-			call(t, "GET", p.api+"/new/0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", nil, &tok)
+			nodetest.Call(t, "GET", p.api+"/new/0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", nil, &tok)
 			var got struct{ Chunks []wireChunk }
-			call(t, "GET", fmt.Sprintf("%s/chunk/%s/%d", p.api, tok.Token, 6*32768), nil, &got)
+			nodetest.Call(t, "GET", fmt.Sprintf("%s/chunk/%s/%d", p.api, tok.Token, 6*32768), nil, &got)
 			if len(got.Chunks) != 6 {
 				t.Fatalf("got %d chunks, want 6", len(got.Chunks))
 			}
@@ -203,7 +181,7 @@ func TestCrashRecovery(t *testing.T) {
 					Error    string `json:"error"`
 				} `json:"report"`
 			}
-			call(t, "POST", p.api+"/answer/"+tok.Token, map[string]any{"proofs": proofs}, &rep)
+			nodetest.Call(t, "POST", p.api+"/answer/"+tok.Token, map[string]any{"proofs": proofs}, &rep)
 			if len(rep.Report) != 4 {
 				t.Fatalf("report: %+v, want 4 items", rep.Report)
 			}
@@ -222,7 +200,7 @@ func TestCrashRecovery(t *testing.T) {
 				original[c.FileHash] = c
 			}
 			var all struct{ Challenges []wireChallenge }
-			call(t, "GET", p.api+"/challenge/"+tok.Token, nil, &all)
+			nodetest.Call(t, "GET", p.api+"/challenge/"+tok.Token, nil, &all)
 			if len(all.Challenges) != 6 {
 				t.Fatalf("after restart: %d live contracts, want 6:\n%s", len(all.Challenges), p.logs)
 			}
@@ -247,7 +225,7 @@ func TestCrashRecovery(t *testing.T) {
 			deadline := time.Now().Add(60 * time.Second)
 			for len(expired) < 2 || len(next) < 4 {
 				var now struct{ Challenges []wireChallenge }
-				call(t, "POST", p.api+"/challenge/"+tok.Token, map[string]any{"hashes": hashes}, &now)
+				nodetest.Call(t, "POST", p.api+"/challenge/"+tok.Token, map[string]any{"hashes": hashes}, &now)
 				for _, c := range now.Challenges {
 					switch {
 					case answered[c.FileHash] && c.Error == "" && c.Challenge.Seed != original[c.FileHash].Challenge.Seed:

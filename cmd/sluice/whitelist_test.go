@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/nodetest"
 )
 
 // TestWhitelistImport runs the real binary: import a CSV, start the node
@@ -40,7 +42,7 @@ func TestWhitelistImport(t *testing.T) {
 	p := startServe(t, []string{"SLUICE_DATA_DIR=" + data, "SLUICE_WHITELIST=true"})
 	for addr, want := range map[string]int{listed: 200, poor: 400, other: 400} {
 		var body map[string]any
-		if code := call(t, "GET", p.api+"/new/"+addr, nil, &body); code != want {
+		if code := nodetest.Call(t, "GET", p.api+"/new/"+addr, nil, &body); code != want {
 			t.Fatalf("/new/%s: %d %v, want %d", addr, code, body, want)
 		}
 		if want == 400 && body["message"] != "Invalid address given: address must be in whitelist." {
@@ -55,7 +57,7 @@ func TestWhitelistImport(t *testing.T) {
 	}
 	p = startServe(t, []string{"SLUICE_DATA_DIR=" + data, "SLUICE_WHITELIST=true"})
 	for addr, want := range map[string]int{listed: 400, poor: 200} {
-		if code := call(t, "GET", p.api+"/new/"+addr, nil, nil); code != want {
+		if code := nodetest.Call(t, "GET", p.api+"/new/"+addr, nil, nil); code != want {
 			t.Fatalf("after the second import /new/%s: %d, want %d", addr, code, want)
 		}
 	}

@@ -5,8 +5,12 @@
 package nodetest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -148,3 +152,35 @@ var (
 	_ sluicehttp.Farmers = (*actors.Engine)(nil)
 	_ sluicehttp.Uploads = (*actors.Engine)(nil)
 )
+
+// Call sends body (JSON, when not nil) to url and decodes the JSON reply
+// into out (when not nil), failing the test on a transport error or a
+// reply that does not decode. It returns the status code.
+func Call(t *testing.T, method, url string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d %q", method, url, res.StatusCode, raw)
+		}
+	}
+	return res.StatusCode
+}
