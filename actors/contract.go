@@ -29,6 +29,19 @@ type AnswerChallenge struct {
 	Proof []byte
 }
 
+// answerItem is one proof of a batch: the actor puts its result, as an
+// AnswerChallenge's, on Done (buffered for the whole batch).
+type answerItem struct {
+	Proof []byte
+	Index int
+	Done  chan<- answerDone
+}
+
+type answerDone struct {
+	Index int
+	Err   error
+}
+
 // AnswerReply is nil Err when the proof was accepted and committed.
 type AnswerReply struct {
 	Err error
@@ -98,6 +111,8 @@ func (a *contractActor) Receive(c actor.Context) {
 		c.Respond(&ChallengeReply{Challenge: a.c.Challenge, Due: a.c.Due, Answered: a.c.Answered})
 	case *AnswerChallenge:
 		c.Respond(&AnswerReply{Err: a.answer(c, msg.Proof)})
+	case *answerItem:
+		msg.Done <- answerDone{Index: msg.Index, Err: a.answer(c, msg.Proof)}
 	case *GetContract:
 		c.Respond(&ContractReply{Contract: a.c})
 	case *cancelContract:

@@ -37,6 +37,8 @@ type Directory interface {
 	// Tell sends msg without waiting; it reports false when no live actor
 	// has the identity.
 	Tell(who Identity, msg any) bool
+	// Alive reports whether a live actor has the identity.
+	Alive(who Identity) bool
 }
 
 // shards is how many manager actors share each kind. Spawning goes through
@@ -141,4 +143,9 @@ func (d *localDirectory) Tell(who Identity, msg any) bool {
 	}
 	d.sys.Root.Send(pid, msg)
 	return true
+}
+
+func (d *localDirectory) Alive(who Identity) bool {
+	_, ok := d.pid(who)
+	return ok
 }

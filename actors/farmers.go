@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -276,16 +277,73 @@ type AnswerItem struct {
 }
 
 // Answers submits a batch of proofs; the result holds one error (nil for
-// accepted) per item, in order.
+// accepted) per item, in order. Every item goes to its contract's actor at
+// once, without a future or a goroutine each: the actors put their results
+// on one channel, and the contracts verify and commit in parallel (their
+// commits share the writer's transactions).
 func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []AnswerItem) ([]error, error) {
 	if _, err := e.Authenticate(ctx, raw); err != nil {
 		return nil, err
 	}
 	farmer := raw.FarmerID()
 	errs := make([]error, len(items))
-	parallel(len(items), func(i int) {
-		errs[i] = e.answer(ctx, farmer, items[i].Hash, items[i].Proof)
-	})
+	done := make(chan answerDone, len(items))
+	waiting := make(map[int]Identity, len(items))
+	for i, it := range items {
+		who := contractIdentity(sluice.ContractID(farmer, it.Hash))
+		if !e.dir.Tell(who, &answerItem{Proof: it.Proof, Index: i, Done: done}) {
+			errs[i] = e.archived(ctx, who.ID)
+			continue
+		}
+		waiting[i] = who
+	}
+	if len(waiting) == 0 {
+		return errs, nil
+	}
+	timeout := e.cfg.AskTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	expire := time.NewTimer(timeout)
+	defer expire.Stop()
+	// An actor that stops drops what is left in its mailbox unanswered (see
+	// localDirectory.Ask): those items are answered from the archived record.
+	tick := time.NewTicker(goneCheck)
+	defer tick.Stop()
+	took := func(d answerDone) {
+		if _, ok := waiting[d.Index]; ok {
+			errs[d.Index] = d.Err
+			delete(waiting, d.Index)
+		}
+	}
+	for len(waiting) > 0 {
+		select {
+		case d := <-done:
+			took(d)
+		case <-tick.C:
+			for drained := false; !drained; { // results first: an actor may answer, then stop
+				select {
+				case d := <-done:
+					took(d)
+				default:
+					drained = true
+				}
+			}
+			for i, who := range waiting {
+				if !e.dir.Alive(who) {
+					errs[i] = e.archived(ctx, who.ID)
+					delete(waiting, i)
+				}
+			}
+		case <-expire.C:
+			for i := range waiting {
+				errs[i] = fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindContract, timeout)
+			}
+			return errs, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return errs, nil
 }
 
@@ -305,22 +363,28 @@ func (e *Engine) askContract(ctx context.Context, farmer string, h sluice.FileHa
 	if !errors.Is(err, errNoActor) {
 		return res, err
 	}
+	return nil, e.archived(ctx, id)
+}
+
+// archived answers for a contract without an actor from its record: not
+// found, or the error of its final state. A live record without an actor
+// is a contract being started or stopped.
+func (e *Engine) archived(ctx context.Context, id string) error {
 	rec, err := e.store.Get(ctx, sluice.KindContract, id)
 	if errors.Is(err, sluice.ErrNotFound) {
-		return nil, sluice.ErrContractNotFound
+		return sluice.ErrContractNotFound
 	}
 	if err != nil {
-		return nil, unavailable(err)
+		return unavailable(err)
 	}
 	c, err := decodeContract(rec)
 	if err != nil {
-		return nil, fmt.Errorf("decode contract %s: %w", id, err)
+		return fmt.Errorf("decode contract %s: %w", id, err)
 	}
 	if err := c.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	// Live in the store but no actor: it is being started or stopped.
-	return nil, fmt.Errorf("%w: contract is not running yet", sluice.ErrUnavailable)
+	return fmt.Errorf("%w: contract is not running yet", sluice.ErrUnavailable)
 }
 
 // parallel runs fn(0..n-1) with at most fanOut at once.

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -52,5 +53,87 @@ func checkProofMember(t *testing.T, body []byte) {
 	}
 	if !bytes.Equal(fast, req.Proof) {
 		t.Fatalf("%q: one-pass reader found %q, encoding/json %q", body, fast, req.Proof)
+	}
+}
+
+var batchBodies = []string{
+	`{"proofs":[{"file_hash":"ab","proof":{"leaves":[]}},{"proof":[1,2],"file_hash":null}]}`,
+	" {\n \"proofs\" : [ ] }\t",
+	`{"proofs":[{}]}`,
+	`{"proofs":[{"file_hash":"a\"b","proof":"\u00e9"}, {"proof":null}]}`,
+	`{"proofs":[{"file_hash":1e3,"proof":{"a":[{"b":[]}]}}]}`,
+	`{"proofs":[{"file_hash":"x","proof":{},"other":1}]}`, // another member: encoding/json's way
+	`{"proofs":[{"file_hash":"x","file_hash":"y"}]}`,      // repeated: encoding/json's way
+	`{"proofs":[{"File_Hash":"x"}]}`,                      // case-folded key
+	`{"proofs":[null]}`, `{"proofs":null}`, `{"proofs":[1]}`, `{"proofs":{}}`, `{"Proofs":[]}`,
+	`{"proofs":[],"x":1}`, `{"proofs":[{"proof":{}}],}`, `{"proofs":[{"proof":{}},]}`,
+	`{"proofs":[{"proof":{}}`, `{"proofs":[{"proof":01}]}`, `{"proofs":[{"proof"}]}`,
+	`{"proofs":[{"proof":{}} {"proof":{}}]}`, `{"proofs":[]}x`, "{\"proofs\":[{\"proof\":\"\xc3\xa9\"}]}",
+	``, `[]`, `{}`,
+}
+
+// The batch reader, like the single one, agrees with encoding/json on
+// every body it takes and never takes one encoding/json refuses.
+func TestProofsMembersAgreesWithEncodingJSON(t *testing.T) {
+	for i, body := range batchBodies {
+		checkProofsMembers(t, []byte(body))
+		if _, ok := proofsMembers([]byte(body)); ok != (i < 5) {
+			t.Errorf("%q: one-pass reader took it: %v, want %v", body, ok, i < 5)
+		}
+	}
+}
+
+func FuzzProofsMembers(f *testing.F) {
+	for _, b := range batchBodies {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkProofsMembers(t, body) })
+}
+
+func checkProofsMembers(t *testing.T, body []byte) {
+	t.Helper()
+	fast, ok := proofsMembers(body)
+	var req answersRequest
+	err := decodeFrom(bytes.NewReader(body), &req)
+	if !ok {
+		return
+	}
+	if err != nil {
+		t.Fatalf("%q: one-pass reader took it, encoding/json: %v", body, err)
+	}
+	if len(fast) != len(req.Proofs) {
+		t.Fatalf("%q: one-pass reader found %d items, encoding/json %d", body, len(fast), len(req.Proofs))
+	}
+	for k := range fast {
+		if !bytes.Equal(fast[k].FileHash, req.Proofs[k].FileHash) || !bytes.Equal(fast[k].Proof, req.Proofs[k].Proof) ||
+			(fast[k].FileHash == nil) != (req.Proofs[k].FileHash == nil) || (fast[k].Proof == nil) != (req.Proofs[k].Proof == nil) {
+			t.Fatalf("%q: item %d: one-pass reader found %q, encoding/json %q", body, k, fast[k], req.Proofs[k])
+		}
+	}
+}
+
+// parseHashJSON's shortcut for a plain 64-character string gives what
+// the general path gives.
+func TestParseHashJSON(t *testing.T) {
+	const hex = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF"
+	for _, c := range []struct {
+		raw string
+		ok  bool
+	}{
+		{`"` + hex + `"`, true},
+		{`"` + hex[:63] + `\u0066"`, true},
+		{`"` + hex[:63] + `g"`, false},
+		{`"` + hex[:63] + `"`, false},
+		{hex, false},
+		{`null`, false},
+		{`"` + hex + `0"`, false},
+	} {
+		h, ok := parseHashJSON([]byte(c.raw))
+		if ok != c.ok {
+			t.Errorf("%s: ok %v, want %v", c.raw, ok, c.ok)
+		}
+		if ok && h.String() != strings.ToLower(hex) {
+			t.Errorf("%s: got %s", c.raw, h)
+		}
 	}
 }

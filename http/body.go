@@ -62,11 +62,16 @@ func decodeFrom(body io.Reader, v any) error {
 
 // readBody reads the whole body within limit, as decodeBody would.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(bodyReader(w, r, limit))
-	if err != nil {
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= limit && r.Header.Get("Content-Encoding") == "" {
+		// Sized once: growing by doubling would copy a 600 KB batch
+		// several times over.
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(bodyReader(w, r, limit)); err != nil {
 		return nil, bodyError(err)
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 func bodyError(err error) error {

@@ -384,6 +384,11 @@ func challengeItemOf(it actors.ChallengeItem, now time.Time) challengeItem {
 
 // parseHashJSON accepts a JSON string holding a file hash.
 func parseHashJSON(raw json.RawMessage) (sluice.FileHash, bool) {
+	if len(raw) == 66 && raw[0] == '"' && raw[65] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		// The usual form: no escapes to undo.
+		h, err := sluice.ParseFileHash(string(raw[1:65]))
+		return h, err == nil
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return sluice.FileHash{}, false
@@ -444,8 +449,15 @@ func (s *Server) answers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	body, err := readBody(w, r, s.cfg.MaxBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var req answersRequest
-	if err := decodeBody(w, r, s.cfg.MaxBody, &req); err != nil {
+	if items, ok := proofsMembers(body); ok {
+		req.Proofs = items
+	} else if err := decodeFrom(bytes.NewReader(body), &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
