@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -45,10 +44,14 @@ type Directory interface {
 // a manager, so several of them let start-up spawn in parallel.
 const shards = 16
 
+// shardOf is FNV-1a of id, modulo shards.
 func shardOf(id string) int {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return int(h.Sum32() % shards)
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % shards)
 }
 
 func managerName(kind sluice.RecordKind, shard int) string {
@@ -58,8 +61,22 @@ func managerName(kind sluice.RecordKind, shard int) string {
 // actorName is the registry name of an entity actor: a child of its shard's
 // manager, so protoactor prefixes the manager's name.
 func actorName(who Identity) string {
+	if int(who.Kind) < len(managerNames) {
+		return managerNames[who.Kind][shardOf(who.ID)] + "/" + who.ID
+	}
 	return managerName(who.Kind, shardOf(who.ID)) + "/" + who.ID
 }
+
+// managerNames holds managerName of every record kind and shard: names are
+// made for every message sent, and fmt is slow.
+var managerNames = func() (n [sluice.KindNonce + 1][shards]string) {
+	for k := range n {
+		for s := range n[k] {
+			n[k][s] = managerName(sluice.RecordKind(k), s)
+		}
+	}
+	return n
+}()
 
 // localDirectory is the single-node Directory.
 type localDirectory struct {

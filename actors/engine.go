@@ -323,10 +323,7 @@ func tokenRecord(t *sluice.Token) sluice.Record {
 }
 
 func contractRecord(c *sluice.Contract) sluice.Record {
-	b, err := json.Marshal(c)
-	if err != nil {
-		panic(fmt.Sprintf("encode contract: %v", err)) // plain struct: cannot fail
-	}
+	b := c.AppendJSON(make([]byte, 0, 640))
 	return sluice.Record{Kind: sluice.KindContract, ID: c.ID(), Owner: c.Farmer, Version: c.Version, Live: c.Live(), State: b}
 }
 
