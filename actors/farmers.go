@@ -264,10 +264,11 @@ func (e *Engine) Challenges(ctx context.Context, raw sluice.RawToken, hashes []s
 
 // Answer submits a proof for one contract.
 func (e *Engine) Answer(ctx context.Context, raw sluice.RawToken, h sluice.FileHash, p []byte) error {
-	if _, err := e.Authenticate(ctx, raw); err != nil {
+	errs, err := e.Answers(ctx, raw, []AnswerItem{{Hash: h, Proof: p}})
+	if err != nil {
 		return err
 	}
-	return e.answer(ctx, raw.FarmerID(), h, p)
+	return errs[0]
 }
 
 // AnswerItem is one proof of a batch.
@@ -345,14 +346,6 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 		}
 	}
 	return errs, nil
-}
-
-func (e *Engine) answer(ctx context.Context, farmer string, h sluice.FileHash, p []byte) error {
-	res, err := e.askContract(ctx, farmer, h, &AnswerChallenge{Proof: p})
-	if err != nil {
-		return err
-	}
-	return res.(*AnswerReply).Err
 }
 
 // askContract sends to a live contract's actor; a contract without one is

@@ -3,6 +3,7 @@ package proof
 import (
 	"encoding/base64"
 	"math"
+	"sync"
 )
 
 // decodeFast parses the usual form of a proof, as farmers send it, in one
@@ -16,11 +17,21 @@ import (
 // the rest. encoding/json costs several passes and a reflection walk per
 // value; answers are the node's hottest request.
 func decodeFast(raw []byte) ([]wireLeafValue, bool) {
-	s := scanner{b: raw}
+	return decodeFastIn(raw, nil)
+}
+
+// decodeFastIn is decodeFast taking its memory from a when a is not nil:
+// the leaves then point into a and live only until a is reused.
+func decodeFastIn(raw []byte, a *arena) ([]wireLeafValue, bool) {
+	s := scanner{b: raw, a: a}
 	if !s.byte('{') || !s.key("leaves") || !s.byte('[') {
 		return nil, false
 	}
 	var leaves []wireLeafValue
+	if a != nil {
+		leaves = a.leaves[:0]
+		defer func() { a.leaves = leaves[:0] }()
+	}
 	if s.peek(']') {
 		s.i++
 	} else {
@@ -61,6 +72,61 @@ type wireLeafValue struct {
 type scanner struct {
 	b []byte
 	i int
+	a *arena // nil: allocate
+}
+
+// arena is the memory of one proof's decoding and verification, reused
+// from proof to proof (see merkleSegment.Verify): a node verifies
+// thousands of proofs a second, and their leaves were most of what it
+// allocated.
+type arena struct {
+	data     []byte
+	hashes   []Hash
+	leaves   []wireLeafValue
+	proof    []LeafProof
+	answered []bool
+	x        *hasher
+}
+
+// arenas are the proofs' arenas not in use.
+var arenas = sync.Pool{New: func() any { return new(arena) }}
+
+// maxArena is the most bytes of leaf data an arena keeps for the next
+// proof: a usual proof needs a few kilobytes, and one huge proof should
+// not pin its memory.
+const maxArena = 1 << 20
+
+// release resets a and returns it to the pool.
+func (a *arena) release() {
+	if cap(a.data) > maxArena || cap(a.hashes) > maxArena/len(Hash{}) {
+		return
+	}
+	a.reset()
+	arenas.Put(a)
+}
+
+func (a *arena) hasher() *hasher {
+	if a.x == nil {
+		a.x = newHasher()
+	}
+	return a.x
+}
+
+// bytes returns n bytes from the arena.
+func (a *arena) bytes(n int) []byte {
+	if cap(a.data)-len(a.data) < n {
+		a.data = make([]byte, 0, max(2*cap(a.data), n, 4096))
+	}
+	start := len(a.data)
+	a.data = a.data[:start+n]
+	return a.data[start : start+n : start+n]
+}
+
+// reset empties the arena for the next proof.
+func (a *arena) reset() {
+	a.data, a.hashes = a.data[:0], a.hashes[:0]
+	clear(a.leaves[:cap(a.leaves)])
+	clear(a.proof[:cap(a.proof)])
 }
 
 func (s *scanner) ws() {
@@ -170,7 +236,11 @@ func (s *scanner) leaf() (wireLeafValue, bool) {
 			if !ok {
 				return l, false
 			}
-			l.data = make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+			if s.a != nil {
+				l.data = s.a.bytes(base64.StdEncoding.DecodedLen(len(enc)))
+			} else {
+				l.data = make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+			}
 			n, err := base64.StdEncoding.Decode(l.data, enc)
 			if err != nil {
 				return l, false
@@ -201,6 +271,9 @@ func (s *scanner) hashes() ([]Hash, bool) {
 	if !s.byte('[') {
 		return nil, false
 	}
+	if s.a != nil {
+		return s.arenaHashes()
+	}
 	out := []Hash{}
 	if s.byte(']') {
 		return out, true
@@ -218,6 +291,44 @@ func (s *scanner) hashes() ([]Hash, bool) {
 		out = append(out, Hash(buf[:32]))
 		if s.byte(']') {
 			return out, true
+		}
+		if !s.byte(',') {
+			return nil, false
+		}
+	}
+}
+
+// arenaHashes is hashes with the hashes appended to the arena's.
+func (s *scanner) arenaHashes() ([]Hash, bool) {
+	a := s.a
+	if a.hashes == nil {
+		a.hashes = make([]Hash, 0, 64) // an empty path is an empty slice, as unpooled
+	}
+	start := len(a.hashes)
+	if s.byte(']') {
+		return a.hashes[start:start:start], true
+	}
+	for {
+		enc, ok := s.str()
+		if !ok || len(enc) != 44 || len(a.hashes)-start >= MaxPathLen {
+			return nil, false
+		}
+		var buf [33]byte
+		n, err := base64.StdEncoding.Strict().Decode(buf[:], enc)
+		if err != nil || n != len(Hash{}) {
+			return nil, false
+		}
+		if len(a.hashes) == cap(a.hashes) {
+			// Grow into a new array, taking this path's hashes along:
+			// earlier leaves keep the old one.
+			grown := make([]Hash, len(a.hashes)-start, max(2*cap(a.hashes), 64))
+			copy(grown, a.hashes[start:])
+			a.hashes, start = grown, 0
+		}
+		a.hashes = append(a.hashes, Hash(buf[:32]))
+		if s.byte(']') {
+			end := len(a.hashes)
+			return a.hashes[start:end:end], true
 		}
 		if !s.byte(',') {
 			return nil, false

@@ -52,9 +52,21 @@ type (
 // the wrong type, base64 is bad, a path hash is not 32 bytes, or a limit is
 // exceeded: more than MaxProofLeaves leaves, more than MaxPathLen hashes in
 // a path, leaf data empty or longer than MaxLeafSize.
-func DecodeProof(raw []byte) (Proof, error) {
-	if leaves, ok := decodeFast(raw); ok {
-		p := Proof{Leaves: make([]LeafProof, len(leaves))}
+func DecodeProof(raw []byte) (Proof, error) { return decodeIn(raw, nil) }
+
+// decodeIn is DecodeProof taking the fast path's memory from a, when a is
+// not nil: the proof then lives only until a is reused.
+func decodeIn(raw []byte, a *arena) (Proof, error) {
+	if leaves, ok := decodeFastIn(raw, a); ok {
+		var p Proof
+		if a != nil {
+			if a.proof == nil || cap(a.proof) < len(leaves) {
+				a.proof = make([]LeafProof, max(len(leaves), 16))
+			}
+			p.Leaves = a.proof[:len(leaves)]
+		} else {
+			p.Leaves = make([]LeafProof, len(leaves))
+		}
 		for i, l := range leaves {
 			if err := checkLeaf(i, l.data, l.path); err != nil {
 				return Proof{}, err
@@ -115,6 +127,11 @@ func checkLeaf(i int, data []byte, path []Hash) error {
 // challenged index.
 // Its cost is k leaf hashes plus about k·log2(leaves) node hashes.
 func Verify(tag Tag, ch Challenge, p Proof) error {
+	return verifyIn(tag, ch, p, nil)
+}
+
+// verifyIn is Verify taking its hasher and flags from a, when a is not nil.
+func verifyIn(tag Tag, ch Challenge, p Proof, a *arena) error {
 	if err := tag.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
@@ -125,8 +142,19 @@ func Verify(tag Tag, ch Challenge, p Proof) error {
 		return fmt.Errorf("%w: %d leaves, want %d", ErrInvalid, len(p.Leaves), len(ch.Indices))
 	}
 	n := tag.Leaves()
-	answered := make([]bool, len(ch.Indices))
-	x := newHasher()
+	var answered []bool
+	var x *hasher
+	if a != nil {
+		if cap(a.answered) < len(ch.Indices) {
+			a.answered = make([]bool, len(ch.Indices))
+		}
+		answered = a.answered[:len(ch.Indices)]
+		clear(answered)
+		x = a.hasher()
+	} else {
+		answered = make([]bool, len(ch.Indices))
+		x = newHasher()
+	}
 	for i, l := range p.Leaves {
 		idx := int64(l.Index)
 		if idx >= n {

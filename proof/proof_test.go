@@ -548,8 +548,15 @@ func FuzzDecodeProof(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	shared := new(arena) // reused across inputs, as the pool reuses it
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		p, err := DecodeProof(raw)
+		// Decoding into a reused arena gives the same proof.
+		pooled, perr := decodeIn(raw, shared)
+		if (err == nil) != (perr == nil) || (err == nil && !reflect.DeepEqual(p, pooled)) {
+			t.Fatalf("arena decoding gave %+v, %v; DecodeProof %+v, %v", pooled, perr, p, err)
+		}
+		shared.reset()
 		// The one-pass parser agrees with encoding/json on what it takes.
 		if leaves, ok := decodeFast(raw); ok {
 			slow, serr := decodeSlow(raw)
@@ -610,7 +617,16 @@ func FuzzVerify(f *testing.F) {
 	s := MerkleSegment(Params{Scheme: SchemeMerkleSegment, LeafSize: leafSize, LeavesPerChallenge: 2})
 	f.Fuzz(func(t *testing.T, raw []byte, which uint8) {
 		ch := challenges[int(which)%len(challenges)]
-		err := s.Verify(tree.Tag(), ch, raw)
+		err := s.Verify(tree.Tag(), ch, raw) // pooled memory
+		var unpooled error
+		if p, derr := DecodeProof(raw); derr != nil {
+			unpooled = derr
+		} else {
+			unpooled = Verify(tree.Tag(), ch, p)
+		}
+		if (err == nil) != (unpooled == nil) {
+			t.Fatalf("scheme Verify: %v; DecodeProof and Verify: %v", err, unpooled)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrCorrupted) && !errors.Is(err, ErrInvalid) {
 				t.Fatalf("got %v, want ErrCorrupted or ErrInvalid", err)
@@ -682,5 +698,56 @@ func TestDecodeFastTakesProverOutput(t *testing.T) {
 	slow, serr := decodeSlow(raw)
 	if err != nil || serr != nil || !reflect.DeepEqual(fast, slow) {
 		t.Fatalf("fast %+v (%v), encoding/json %+v (%v)", fast, err, slow, serr)
+	}
+}
+
+// The scheme's Verify reuses memory from proof to proof: proofs of many
+// sizes, valid and not, in turn, are judged as DecodeProof and Verify
+// judge them one by one.
+func TestPooledVerifyAgrees(t *testing.T) {
+	type tc struct {
+		tag Tag
+		ch  Challenge
+		raw []byte
+	}
+	var cases []tc
+	for _, shape := range []struct{ leaves, leafSize, last int }{{5, 8, 3}, {300, 64, 63}, {2, 1024, 1}, {1000, 16, 7}} {
+		data := chunk(shape.leaves, shape.leafSize, shape.last)
+		tree := mustTree(t, data, shape.leafSize)
+		for k := 1; k <= 40 && k <= shape.leaves; k *= 3 {
+			ch := NewChallenge([32]byte{byte(k), byte(shape.leaves)}, int64(shape.leaves), k)
+			p := mustProve(t, tree, data, ch)
+			raw, _ := json.Marshal(p)
+			cases = append(cases, tc{tree.Tag(), ch, raw})
+			p.Leaves[len(p.Leaves)-1].Data[0] ^= 1
+			bad, _ := json.Marshal(p)
+			cases = append(cases, tc{tree.Tag(), ch, bad})
+			cases = append(cases, tc{tree.Tag(), ch, raw[:len(raw)/2]})
+		}
+	}
+	s := MerkleSegment(DefaultParams())
+	for round := range 3 {
+		for i := range cases {
+			c := cases[(i*7+round)%len(cases)]
+			got := s.Verify(c.tag, c.ch, c.raw)
+			var want error
+			if p, err := DecodeProof(c.raw); err != nil {
+				want = err
+			} else {
+				want = Verify(c.tag, c.ch, p)
+			}
+			if (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
+				t.Fatalf("case %d: pooled %v, unpooled %v", i, got, want)
+			}
+		}
+	}
+	accepted := 0
+	for _, c := range cases {
+		if s.Verify(c.tag, c.ch, c.raw) == nil {
+			accepted++
+		}
+	}
+	if accepted == 0 || accepted == len(cases) {
+		t.Fatalf("%d of %d cases accepted: want both kinds", accepted, len(cases))
 	}
 }

@@ -67,11 +67,13 @@ func (s merkleSegment) NewChallenge(seed [32]byte, tag Tag) Challenge {
 }
 
 func (s merkleSegment) Verify(tag Tag, ch Challenge, raw []byte) error {
-	p, err := DecodeProof(raw)
+	a := arenas.Get().(*arena)
+	defer a.release()
+	p, err := decodeIn(raw, a)
 	if err != nil {
 		return err
 	}
-	return Verify(tag, ch, p)
+	return verifyIn(tag, ch, p, a)
 }
 
 // DetectionProbability returns the probability that a farmer which lost a
