@@ -30,11 +30,13 @@ type AnswerChallenge struct {
 }
 
 // answerItem is one proof of a batch: the actor puts its result, as an
-// AnswerChallenge's, on Done (buffered for the whole batch).
+// AnswerChallenge's, on Done (buffered for the whole batch). Commit bounds
+// the commit of an accepted proof; the batch's items share it.
 type answerItem struct {
-	Proof []byte
-	Index int
-	Done  chan<- answerDone
+	Proof  []byte
+	Index  int
+	Done   chan<- answerDone
+	Commit context.Context
 }
 
 type answerDone struct {
@@ -110,9 +112,11 @@ func (a *contractActor) Receive(c actor.Context) {
 		}
 		c.Respond(&ChallengeReply{Challenge: a.c.Challenge, Due: a.c.Due, Answered: a.c.Answered})
 	case *AnswerChallenge:
-		c.Respond(&AnswerReply{Err: a.answer(c, msg.Proof)})
+		ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
+		c.Respond(&AnswerReply{Err: a.answer(ctx, c, msg.Proof)})
+		cancel()
 	case *answerItem:
-		msg.Done <- answerDone{Index: msg.Index, Err: a.answer(c, msg.Proof)}
+		msg.Done <- answerDone{Index: msg.Index, Err: a.answer(msg.Commit, c, msg.Proof)}
 	case *GetContract:
 		c.Respond(&ContractReply{Contract: a.c})
 	case *cancelContract:
@@ -207,7 +211,8 @@ func (a *contractActor) displaced(now time.Time) bool {
 	return a.e.pool.displace(c.Farmer, c.Size, now)
 }
 
-func (a *contractActor) answer(c actor.Context, raw []byte) error {
+// answer checks a proof and commits the answered contract within ctx.
+func (a *contractActor) answer(ctx context.Context, c actor.Context, raw []byte) error {
 	a.advance(c)
 	if err := a.c.Err(); err != nil {
 		a.e.metrics.Proofs.WithLabelValues("expired").Inc()
@@ -219,8 +224,6 @@ func (a *contractActor) answer(c actor.Context, raw []byte) error {
 		return err
 	}
 	next.Version++
-	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
-	defer cancel()
 	if err := a.e.writer.Commit(ctx, contractRecord(&next)); err != nil {
 		a.e.log.Warn(eventCommitFailed, zap.String("kind", "contract"), zap.Error(err))
 		return unavailable(err)

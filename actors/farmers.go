@@ -287,26 +287,34 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 		return nil, err
 	}
 	farmer := raw.FarmerID()
+	timeout := e.cfg.AskTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	// One deadline for the batch, which also bounds the contracts'
+	// commits. It is not cancelled while a contract may still be
+	// committing: a commit given up half way leaves its outcome unknown.
+	commit, cancel := context.WithTimeout(context.Background(), timeout)
+	settled := false
+	defer func() {
+		if settled {
+			cancel()
+		} else {
+			time.AfterFunc(timeout, cancel)
+		}
+	}()
 	errs := make([]error, len(items))
 	done := make(chan answerDone, len(items))
 	waiting := make(map[int]Identity, len(items))
 	for i, it := range items {
 		who := contractIdentity(sluice.ContractID(farmer, it.Hash))
-		if !e.dir.Tell(who, &answerItem{Proof: it.Proof, Index: i, Done: done}) {
+		if !e.dir.Tell(who, &answerItem{Proof: it.Proof, Index: i, Done: done, Commit: commit}) {
 			errs[i] = e.archived(ctx, who.ID)
 			continue
 		}
 		waiting[i] = who
 	}
-	if len(waiting) == 0 {
-		return errs, nil
-	}
-	timeout := e.cfg.AskTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	expire := time.NewTimer(timeout)
-	defer expire.Stop()
+	settled = len(waiting) == 0
 	// An actor that stops drops what is left in its mailbox unanswered (see
 	// localDirectory.Ask): those items are answered from the archived record.
 	tick := time.NewTicker(goneCheck)
@@ -321,6 +329,7 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 		select {
 		case d := <-done:
 			took(d)
+			settled = len(waiting) == 0
 		case <-tick.C:
 			for drained := false; !drained; { // results first: an actor may answer, then stop
 				select {
@@ -336,7 +345,8 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 					delete(waiting, i)
 				}
 			}
-		case <-expire.C:
+			settled = len(waiting) == 0
+		case <-commit.Done():
 			for i := range waiting {
 				errs[i] = fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindContract, timeout)
 			}

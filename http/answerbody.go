@@ -1,6 +1,10 @@
 package http
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/sluicehq/sluice/internal/plain"
+)
 
 // proofMember finds the proof in the usual single-answer body,
 // {"proof": <value>}, in one pass: the whole body must be valid JSON, an
@@ -125,6 +129,10 @@ func stringEnd(b []byte, i int) (int, bool) {
 		return 0, false
 	}
 	for i++; i < len(b); i++ {
+		i = plain.Run(b, i)
+		if i == len(b) {
+			break
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1, true

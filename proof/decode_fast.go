@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"math"
 	"sync"
+
+	"github.com/sluicehq/sluice/internal/plain"
 )
 
 // decodeFast parses the usual form of a proof, as farmers send it, in one
@@ -161,17 +163,13 @@ func (s *scanner) str() ([]byte, bool) {
 	if !s.byte('"') {
 		return nil, false
 	}
-	for j := s.i; j < len(s.b); j++ {
-		switch c := s.b[j]; {
-		case c == '"':
-			out := s.b[s.i:j]
-			s.i = j + 1
-			return out, true
-		case c == '\\' || c < 0x20 || c >= 0x80:
-			return nil, false
-		}
+	j := plain.Run(s.b, s.i)
+	if j == len(s.b) || s.b[j] != '"' {
+		return nil, false
 	}
-	return nil, false
+	out := s.b[s.i:j]
+	s.i = j + 1
+	return out, true
 }
 
 // key consumes `"name":`.

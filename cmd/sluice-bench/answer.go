@@ -171,6 +171,7 @@ func answerBench(args []string) error {
 	// Contracts for phases (1) and (2) are made before anything is timed;
 	// those of (3) once (1) has given its rate.
 	setup := time.Now()
+	phase("set-up: contracts for phases 1 and 2")
 	single, err := b.farms(ctx, ceilDiv(*answers, *perFarmer), *perFarmer, *chunkSize)
 	if err != nil {
 		return fmt.Errorf("phase 1 contracts: %w", err)
@@ -199,11 +200,13 @@ func answerBench(args []string) error {
 	var nodeCPU, baseCPU int64
 	for r := range *rounds {
 		part := singleReqs[r*len(singleReqs) / *rounds : (r+1)*len(singleReqs) / *rounds]
+		phase(fmt.Sprintf("phase 1, round %d: baseline", r+1))
 		t0 := cpuTicksOr0(base.pid())
 		took, failed := closedLoop(hc, base.url, part, *workers, nil, nil)
 		baseCPU += cpuTicksOr0(base.pid()) - t0
 		baseTook += took
 		res.SingleBaseRefused += failed
+		phase(fmt.Sprintf("phase 1, round %d: node", r+1))
 		t0 = cpuTicksOr0(node.pid())
 		took, refused := closedLoop(hc, node.url(), part, *workers, acked, nodeCodes)
 		nodeCPU += cpuTicksOr0(node.pid()) - t0
@@ -218,6 +221,7 @@ func answerBench(args []string) error {
 
 	// (2) Batches of batchSize proofs, then the raw write of as many rows.
 	res.BatchProofs = *batchProofs
+	phase("phase 2: batches")
 	t0 := cpuTicksOr0(node.pid())
 	took, refused := closedLoop(hc, node.url(), batchReqs, *batchWorkers, acked, nodeCodes)
 	res.BatchCPUus = float64(cpuTicksOr0(node.pid())-t0) * 1e4 / float64(*batchProofs)
@@ -252,11 +256,13 @@ func answerBench(args []string) error {
 	res.LatencyRequests = len(steadyReqs)
 	time.Sleep(time.Second) // let the set-up's writes drain
 	warm(hc, node.url()+"/healthz", base.url+"/healthz", *workers)
+	phase("phase 3: baseline at half the rate")
 	baseLat, _ := openLoop(hc, base.url, steadyReqs, res.LatencyRate, nil, nil)
 	before, err := commitBuckets(node.url())
 	if err != nil {
 		return err
 	}
+	phase("phase 3: node at half the rate")
 	nodeLat, refused := openLoop(hc, node.url(), steadyReqs, res.LatencyRate, acked, nodeCodes)
 	after, err := commitBuckets(node.url())
 	if err != nil {
@@ -286,6 +292,7 @@ func answerBench(args []string) error {
 
 	// Durability: SIGKILL, restart on the same store, and ask for every
 	// acknowledged contract's state.
+	phase("durability: SIGKILL, restart, check every acknowledged answer")
 	node.kill()
 	node, err = startNode(path, nodeArgs, filepath.Join(dir, "node2.log"), node.addr)
 	if err != nil {
@@ -791,3 +798,8 @@ func checkAcks(ctx context.Context, fc *farmer.Client, acks *ackSet) (checked, l
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// phase says on stderr which phase of the answer benchmark begins.
+func phase(what string) {
+	fmt.Fprintf(os.Stderr, "%s answer: %s\n", time.Now().Format("15:04:05"), what)
+}
