@@ -37,6 +37,7 @@ type answerItem struct {
 	Index  int
 	Done   chan<- answerDone
 	Commit context.Context
+	id     string // the contract's id
 }
 
 type answerDone struct {

@@ -449,3 +449,53 @@ func TestShownChallengeSurvivesACrash(t *testing.T) {
 		}
 	})
 }
+
+// A batch is judged item by item: an accepted proof, the same proof again,
+// a contract that expired (its actor is gone: answered from its record), a
+// chunk the farmer never held, in the order sent; a batch with an unknown
+// token is refused whole, an empty one only authenticates.
+func TestBatchAnswersEveryKindOfItem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := startNode(t, newMemStore(), 0)
+		defer n.stop()
+		ctx := context.Background()
+		raw, cs := newContracts(t, n, 64<<10)
+		if len(cs) != 2 {
+			t.Fatalf("got %d contracts, want 2", len(cs))
+		}
+		kept, lapsed := cs[0], cs[1]
+		if err := n.Answer(ctx, raw, kept.FileHash, prove(t, kept, kept.Challenge)); err != nil {
+			t.Fatalf("answer: %v", err)
+		}
+		sleepUntil(kept.Due) // lapsed expires; kept gets its next challenge
+		next, err := n.Challenge(ctx, raw, kept.FileHash)
+		if err != nil || next.Err != nil {
+			t.Fatalf("next challenge: %v / %v", err, next.Err)
+		}
+		p := prove(t, kept, next.Challenge)
+		errs, err := n.Answers(ctx, raw, []AnswerItem{
+			{Hash: kept.FileHash, Proof: p},
+			{Hash: kept.FileHash, Proof: p},
+			{Hash: lapsed.FileHash, Proof: prove(t, lapsed, lapsed.Challenge)},
+			{Hash: sluice.FileHash{1}, Proof: p},
+		})
+		if err != nil {
+			t.Fatalf("answers: %v", err)
+		}
+		want := []error{nil, sluice.ErrAlreadyAnswered, sluice.ErrContractExpired, sluice.ErrContractNotFound}
+		for i := range want {
+			if !errors.Is(errs[i], want[i]) || (want[i] == nil) != (errs[i] == nil) {
+				t.Errorf("item %d: got %v, want %v", i, errs[i], want[i])
+			}
+		}
+		if _, err := n.Answers(ctx, sluice.RawToken{9}, []AnswerItem{{Hash: kept.FileHash, Proof: p}}); !errors.Is(err, sluice.ErrUnknownToken) {
+			t.Errorf("unknown token: got %v, want %v", err, sluice.ErrUnknownToken)
+		}
+		if errs, err := n.Answers(ctx, raw, nil); err != nil || len(errs) != 0 {
+			t.Errorf("empty batch: got %v, %v", errs, err)
+		}
+		if _, err := n.Answers(ctx, sluice.RawToken{9}, nil); !errors.Is(err, sluice.ErrUnknownToken) {
+			t.Errorf("empty batch, unknown token: got %v, want %v", err, sluice.ErrUnknownToken)
+		}
+	})
+}

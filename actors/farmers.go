@@ -278,14 +278,12 @@ type AnswerItem struct {
 }
 
 // Answers submits a batch of proofs; the result holds one error (nil for
-// accepted) per item, in order. Every item goes to its contract's actor at
-// once, without a future or a goroutine each: the actors put their results
-// on one channel, and the contracts verify and commit in parallel (their
-// commits share the writer's transactions).
+// accepted) per item, in order. The batch goes to the farmer's token,
+// which authenticates it and hands every item to its contract's actor at
+// once; the actors put their results on one channel, without a future or
+// a goroutine each, and verify and commit in parallel (their commits
+// share the writer's transactions).
 func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []AnswerItem) ([]error, error) {
-	if _, err := e.Authenticate(ctx, raw); err != nil {
-		return nil, err
-	}
 	farmer := raw.FarmerID()
 	timeout := e.cfg.AskTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -303,58 +301,89 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 			time.AfterFunc(timeout, cancel)
 		}
 	}()
-	errs := make([]error, len(items))
-	done := make(chan answerDone, len(items))
-	waiting := make(map[int]Identity, len(items))
+	done := make(chan answerDone, len(items)+1)
+	batch := &answerBatch{Raw: raw, Items: make([]answerItem, len(items)), Done: done}
 	for i, it := range items {
-		who := contractIdentity(sluice.ContractID(farmer, it.Hash))
-		if !e.dir.Tell(who, &answerItem{Proof: it.Proof, Index: i, Done: done, Commit: commit}) {
-			errs[i] = e.archived(ctx, who.ID)
-			continue
-		}
-		waiting[i] = who
+		batch.Items[i] = answerItem{Proof: it.Proof, Index: i, Done: done, Commit: commit,
+			id: sluice.ContractID(farmer, it.Hash)}
 	}
-	settled = len(waiting) == 0
+	token := tokenIdentity(farmer)
+	if !e.dir.Tell(token, batch) {
+		settled = true
+		return nil, sluice.ErrUnknownToken
+	}
+	errs := make([]error, len(items))
+	answered := make([]bool, len(items))
+	left := len(items)
+	authenticated := false
+	took := func(d answerDone) error {
+		switch {
+		case d.Index < 0:
+			authenticated = true
+			return d.Err
+		case !answered[d.Index]:
+			answered[d.Index] = true
+			left--
+			errs[d.Index] = d.Err
+			if errors.Is(d.Err, errNoActor) {
+				errs[d.Index] = e.archived(ctx, batch.Items[d.Index].id)
+			}
+		}
+		return nil
+	}
 	// An actor that stops drops what is left in its mailbox unanswered (see
-	// localDirectory.Ask): those items are answered from the archived record.
+	// localDirectory.Ask): a token gone before it handed the items on is
+	// an unknown token; an item whose contract is gone is answered from
+	// the archived record.
 	tick := time.NewTicker(goneCheck)
 	defer tick.Stop()
-	took := func(d answerDone) {
-		if _, ok := waiting[d.Index]; ok {
-			errs[d.Index] = d.Err
-			delete(waiting, d.Index)
-		}
-	}
-	for len(waiting) > 0 {
+	for !authenticated || left > 0 {
 		select {
 		case d := <-done:
-			took(d)
-			settled = len(waiting) == 0
+			if err := took(d); err != nil {
+				settled = true // refused: no item was handed on
+				return nil, err
+			}
 		case <-tick.C:
 			for drained := false; !drained; { // results first: an actor may answer, then stop
 				select {
 				case d := <-done:
-					took(d)
+					if err := took(d); err != nil {
+						settled = true
+						return nil, err
+					}
 				default:
 					drained = true
 				}
 			}
-			for i, who := range waiting {
-				if !e.dir.Alive(who) {
-					errs[i] = e.archived(ctx, who.ID)
-					delete(waiting, i)
+			if !authenticated {
+				if !e.dir.Alive(token) {
+					return nil, sluice.ErrUnknownToken
+				}
+				continue
+			}
+			for i := range items {
+				if !answered[i] && !e.dir.Alive(contractIdentity(batch.Items[i].id)) {
+					answered[i] = true
+					left--
+					errs[i] = e.archived(ctx, batch.Items[i].id)
 				}
 			}
-			settled = len(waiting) == 0
 		case <-commit.Done():
-			for i := range waiting {
-				errs[i] = fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindContract, timeout)
+			if !authenticated {
+				return nil, fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindToken, timeout)
+			}
+			for i := range items {
+				if !answered[i] {
+					errs[i] = fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindContract, timeout)
+				}
 			}
 			return errs, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
+	settled = true
 	return errs, nil
 }
 

@@ -117,6 +117,9 @@ type tokenActor struct {
 	liveProofs int64     // valid proofs counted by the live contracts
 	lastDue    time.Time // the latest due time seen among its contracts
 	bucket     sluice.Bucket
+	// hashedIP and ipHash cache the keyed hash of the token's IP, which
+	// every published status carries (an HMAC per accepted proof before).
+	hashedIP, ipHash string
 }
 
 // newTokenProps is shared by every token actor; see newContractProps.
@@ -132,6 +135,8 @@ func (a *tokenActor) Receive(c actor.Context) {
 		a.publish()
 	case *Authenticate:
 		c.Respond(&AuthenticateReply{Address: a.t.Address, Err: a.request(msg.Raw)})
+	case *answerBatch:
+		a.forward(msg)
 	case *ListContracts:
 		if err := a.request(msg.Raw); err != nil {
 			c.Respond(&ListContractsReply{Err: err})
@@ -212,7 +217,10 @@ func (a *tokenActor) start(c actor.Context) {
 
 // source is the token's status, for the index and /status/show.
 func (a *tokenActor) source() *statusSource {
-	return &statusSource{id: a.t.Farmer, address: a.t.Address, ipHash: a.e.ipHash(a.t.IP),
+	if a.hashedIP != a.t.IP || (a.ipHash == "" && a.t.IP != "") {
+		a.hashedIP, a.ipHash = a.t.IP, a.e.ipHash(a.t.IP)
+	}
+	return &statusSource{id: a.t.Farmer, address: a.t.Address, ipHash: a.ipHash,
 		location: a.t.Location, uptime: a.t.Uptime, heartbeats: a.t.ClosedProofs + a.liveProofs,
 		contracts: len(a.live), size: a.liveBytes, lastDue: a.lastDue}
 }
@@ -234,6 +242,31 @@ func (a *tokenActor) auth(raw sluice.RawToken) error {
 		return sluice.ErrUnknownToken
 	}
 	return nil
+}
+
+// answerBatch is a farmer's proofs, sent to its token: the token
+// authenticates the request and hands each item to its contract. Its
+// outcome goes on Done as an item of Index -1, after every item was
+// handed on: an error ends the request, nil says every item is on its
+// way; an item whose contract has no actor comes back as errNoActor.
+type answerBatch struct {
+	Raw   sluice.RawToken
+	Items []answerItem
+	Done  chan<- answerDone // room for every item and the outcome
+}
+
+func (a *tokenActor) forward(b *answerBatch) {
+	if err := a.request(b.Raw); err != nil {
+		b.Done <- answerDone{Index: -1, Err: err}
+		return
+	}
+	for i := range b.Items {
+		it := &b.Items[i]
+		if !a.e.dir.Tell(contractIdentity(it.id), it) {
+			b.Done <- answerDone{Index: it.Index, Err: errNoActor}
+		}
+	}
+	b.Done <- answerDone{Index: -1}
 }
 
 // request authenticates one API request and applies the token's rate limit.
