@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/plain"
 	"github.com/sluicehq/sluice/proof"
 )
 
@@ -114,4 +116,212 @@ func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"')
+}
+
+// DecodeContract decodes a contract snapshot. The form AppendJSON writes
+// is read in one pass; anything else (older snapshots, escaped strings)
+// goes through encoding/json, which gives the same contract on every input
+// the one-pass reader takes. Start-up decodes every live contract, and
+// encoding/json's reflection was most of re-arming a million of them.
+func DecodeContract(b []byte) (Contract, error) {
+	var c Contract
+	if c.readFast(b) {
+		return c, nil
+	}
+	c = Contract{}
+	err := json.Unmarshal(b, &c)
+	return c, err
+}
+
+// readFast reads exactly the layout AppendJSON writes, with optional
+// members in their places. It reports false on anything else.
+func (c *Contract) readFast(b []byte) bool {
+	r := reader{b: b}
+	ok := r.lit(`{"farmer":`) && r.str(&c.Farmer) &&
+		r.lit(`,"file_hash":`) && r.text(&c.FileHash) &&
+		r.lit(`,"size":`) && r.int64(&c.Size) &&
+		(!r.opt(`,"seed":`) || r.str(&c.Seed)) &&
+		(!r.opt(`,"url":`) || r.str(&c.URL)) &&
+		r.lit(`,"tag":{"root":`) && r.hash(&c.Tag.Root) &&
+		r.lit(`,"leaf_size":`) && r.int(&c.Tag.LeafSize) &&
+		r.lit(`,"size":`) && r.int64(&c.Tag.Size) &&
+		r.lit(`},"start":`) && r.time(&c.Start) &&
+		r.lit(`,"interval":`) && r.int64((*int64)(&c.Interval)) &&
+		(!r.opt(`,"limit":`) || r.int(&c.Limit)) &&
+		(!r.opt(`,"end":`) || r.time(&c.End)) &&
+		(!r.opt(`,"quote":`) || r.str(&c.Quote)) &&
+		(!r.opt(`,"source":`) || r.str(&c.Source)) &&
+		(!r.opt(`,"offset":`) || r.int64(&c.Offset)) &&
+		r.lit(`,"index":`) && r.int(&c.Index) &&
+		r.lit(`,"challenge":{"seed":`) && r.hash((*proof.Hash)(&c.Challenge.Seed)) &&
+		r.lit(`,"indices":[`) && r.indices(&c.Challenge.Indices) &&
+		r.lit(`},"due":`) && r.time(&c.Due) &&
+		r.lit(`,"answered":`) && r.bool(&c.Answered) &&
+		r.lit(`,"proofs":`) && r.int64(&c.Proofs) &&
+		r.lit(`,"state":`) && r.state(&c.State) &&
+		(!r.opt(`,"closed":`) || r.time(&c.Closed)) &&
+		r.lit(`,"version":`) && r.uint64(&c.Version) &&
+		r.lit(`}`)
+	return ok && r.i == len(b)
+}
+
+// reader is a cursor over one snapshot for readFast.
+type reader struct {
+	b []byte
+	i int
+}
+
+// lit consumes s.
+func (r *reader) lit(s string) bool {
+	if len(r.b)-r.i < len(s) || string(r.b[r.i:r.i+len(s)]) != s {
+		return false
+	}
+	r.i += len(s)
+	return true
+}
+
+// opt consumes s if it is next.
+func (r *reader) opt(s string) bool { return r.lit(s) }
+
+// quoted returns the contents of a plain string: no escapes, control
+// characters or non-ASCII bytes (encoding/json has rules for those).
+func (r *reader) quoted() ([]byte, bool) {
+	if r.i >= len(r.b) || r.b[r.i] != '"' {
+		return nil, false
+	}
+	end := plain.Run(r.b, r.i+1)
+	if end == len(r.b) || r.b[end] != '"' {
+		return nil, false
+	}
+	s := r.b[r.i+1 : end]
+	r.i = end + 1
+	return s, true
+}
+
+func (r *reader) str(dst *string) bool {
+	s, ok := r.quoted()
+	if ok {
+		*dst = string(s)
+	}
+	return ok
+}
+
+func (r *reader) text(dst *FileHash) bool {
+	s, ok := r.quoted()
+	return ok && dst.UnmarshalText(s) == nil
+}
+
+func (r *reader) hash(dst *proof.Hash) bool {
+	start := r.i
+	_, ok := r.quoted()
+	return ok && dst.UnmarshalJSON(r.b[start:r.i]) == nil
+}
+
+func (r *reader) time(dst *time.Time) bool {
+	start := r.i
+	_, ok := r.quoted()
+	return ok && dst.UnmarshalJSON(r.b[start:r.i]) == nil
+}
+
+func (r *reader) bool(dst *bool) bool {
+	switch {
+	case r.lit("true"):
+		*dst = true
+	case r.lit("false"):
+		*dst = false
+	default:
+		return false
+	}
+	return true
+}
+
+// digits consumes a JSON integer, -?(0|[1-9][0-9]*), and returns its
+// magnitude, or false if it has no digits, a leading zero, a fraction or
+// an exponent, or does not fit in max.
+func (r *reader) digits(max uint64) (v uint64, neg, ok bool) {
+	if r.i < len(r.b) && r.b[r.i] == '-' {
+		neg = true
+		r.i++
+	}
+	start := r.i
+	for r.i < len(r.b) && r.b[r.i] >= '0' && r.b[r.i] <= '9' {
+		d := uint64(r.b[r.i] - '0')
+		if v > (max-d)/10 {
+			return 0, false, false
+		}
+		v = v*10 + d
+		r.i++
+	}
+	n := r.i - start
+	if n == 0 || (n > 1 && r.b[start] == '0') {
+		return 0, false, false
+	}
+	if r.i < len(r.b) && (r.b[r.i] == '.' || r.b[r.i] == 'e' || r.b[r.i] == 'E') {
+		return 0, false, false
+	}
+	return v, neg, true
+}
+
+func (r *reader) int64(dst *int64) bool {
+	v, neg, ok := r.digits(1 << 63)
+	switch {
+	case !ok:
+		return false
+	case neg:
+		*dst = int64(-v) // -(1<<63) wraps to itself: the minimum
+	case v == 1<<63:
+		return false
+	default:
+		*dst = int64(v)
+	}
+	return true
+}
+
+func (r *reader) int(dst *int) bool {
+	var v int64
+	if !r.int64(&v) {
+		return false
+	}
+	*dst = int(v)
+	return true
+}
+
+func (r *reader) uint64(dst *uint64) bool {
+	v, neg, ok := r.digits(math.MaxUint64)
+	if !ok || neg { // encoding/json refuses even -0 for unsigned types
+		return false
+	}
+	*dst = v
+	return true
+}
+
+func (r *reader) state(dst *ContractState) bool {
+	v, neg, ok := r.digits(math.MaxUint8)
+	if !ok || neg {
+		return false
+	}
+	*dst = ContractState(v)
+	return true
+}
+
+// indices consumes the rest of an array of uint32, through its ']'.
+func (r *reader) indices(dst *[]uint32) bool {
+	out := []uint32{}
+	if !r.lit("]") {
+		for {
+			v, neg, ok := r.digits(math.MaxUint32)
+			if !ok || neg {
+				return false
+			}
+			out = append(out, uint32(v))
+			if r.lit("]") {
+				break
+			}
+			if !r.lit(",") {
+				return false
+			}
+		}
+	}
+	*dst = out
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 
@@ -60,9 +61,15 @@ func TestContractAppendJSONMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("contract %d:\n got %s\nwant %s", i, got, want)
 		}
 		var back sluice.Contract
-		if err := json.Unmarshal(c.AppendJSON([]byte("x"))[1:], &back); err != nil {
+		if err := json.Unmarshal(want, &back); err != nil {
 			t.Fatalf("contract %d: does not decode: %v", i, err)
 		}
+		// DecodeContract gives what encoding/json gives.
+		got, err := sluice.DecodeContract(c.AppendJSON([]byte("x"))[1:])
+		if err != nil || !reflect.DeepEqual(got, back) {
+			t.Fatalf("contract %d: DecodeContract gave %+v, %v; encoding/json %+v", i, got, err, back)
+		}
+
 	}
 }
 
@@ -80,6 +87,18 @@ func BenchmarkContractJSON(b *testing.B) {
 		buf := make([]byte, 0, 1024)
 		for b.Loop() {
 			buf = c.AppendJSON(buf[:0])
+		}
+	})
+	enc := c.AppendJSON(nil)
+	b.Run("decode/encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			var d sluice.Contract
+			json.Unmarshal(enc, &d)
+		}
+	})
+	b.Run("decode/one-pass", func(b *testing.B) {
+		for b.Loop() {
+			sluice.DecodeContract(enc)
 		}
 	})
 }

@@ -334,9 +334,7 @@ func decodeToken(r sluice.Record) (sluice.Token, error) {
 }
 
 func decodeContract(r sluice.Record) (sluice.Contract, error) {
-	var c sluice.Contract
-	err := json.Unmarshal(r.State, &c)
-	return c, err
+	return sluice.DecodeContract(r.State)
 }
 
 // unavailable classifies a store failure for the API.
