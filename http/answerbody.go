@@ -14,29 +14,37 @@ import (
 // would put in answerRequest.Proof. The proof is then parsed once more by
 // the proof package; encoding/json would have scanned it twice before.
 func proofMember(b []byte) (json.RawMessage, bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
+	start, ok := onlyMember(b, `"proof"`)
+	if !ok {
 		return nil, false
 	}
-	i = skipSpace(b, i+1)
-	const key = `"proof"`
-	if len(b)-i < len(key) || string(b[i:i+len(key)]) != key {
-		return nil, false
-	}
-	i = skipSpace(b, i+len(key))
-	if i >= len(b) || b[i] != ':' {
-		return nil, false
-	}
-	start := skipSpace(b, i+1)
 	end, ok := valueEnd(b, start, 0)
 	if !ok {
 		return nil, false
 	}
-	i = skipSpace(b, end)
+	i := skipSpace(b, end)
 	if i >= len(b) || b[i] != '}' || skipSpace(b, i+1) != len(b) {
 		return nil, false
 	}
 	return json.RawMessage(b[start:end]), true
+}
+
+// onlyMember reads the opening of {key: value} and returns where the
+// value starts; the caller checks the value and the closing brace.
+func onlyMember(b []byte, key string) (int, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return 0, false
+	}
+	i = skipSpace(b, i+1)
+	if len(b)-i < len(key) || string(b[i:i+len(key)]) != key {
+		return 0, false
+	}
+	i = skipSpace(b, i+len(key))
+	if i >= len(b) || b[i] != ':' {
+		return 0, false
+	}
+	return skipSpace(b, i+1), true
 }
 
 func skipSpace(b []byte, i int) int {
@@ -213,21 +221,8 @@ func numberEnd(b []byte, i int) (int, bool) {
 // items point into b. A batch of a hundred 6 KB proofs took encoding/json
 // two full scans and a copy of every proof.
 func proofsMembers(b []byte) ([]proofItem, bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil, false
-	}
-	i = skipSpace(b, i+1)
-	const key = `"proofs"`
-	if len(b)-i < len(key) || string(b[i:i+len(key)]) != key {
-		return nil, false
-	}
-	i = skipSpace(b, i+len(key))
-	if i >= len(b) || b[i] != ':' {
-		return nil, false
-	}
-	i = skipSpace(b, i+1)
-	if i >= len(b) || b[i] != '[' {
+	i, ok := onlyMember(b, `"proofs"`)
+	if !ok || i >= len(b) || b[i] != '[' {
 		return nil, false
 	}
 	items := []proofItem{}
