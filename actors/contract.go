@@ -133,8 +133,10 @@ func (a *contractActor) start(c actor.Context) {
 		switch st := st.(type) {
 		case *sluice.Contract:
 			a.c = *st
-		case queuedContract:
-			a.c, a.queued = *st.c, true
+		case recoveredContract:
+			a.c, a.queued = *st.c, st.queued
+			// Start-up waits for every recovered contract to have armed.
+			defer a.e.rearming.Done()
 		}
 	} else {
 		// A restart after a failure: resume from the last committed snapshot.
@@ -149,9 +151,13 @@ func (a *contractActor) start(c actor.Context) {
 	a.advance(c)
 }
 
-// queuedContract is a contract's first state when it was handed to the
-// writer without waiting (recovery issued it a new challenge).
-type queuedContract struct{ c *sluice.Contract }
+// recoveredContract is the first state of a contract loaded at start-up;
+// queued says it was handed to the writer without waiting (recovery
+// issued it a new challenge).
+type recoveredContract struct {
+	c      *sluice.Contract
+	queued bool
+}
 
 // arm sets the timer for the current due time; the contract actor is the
 // only owner of its deadline.

@@ -145,6 +145,9 @@ type Engine struct {
 	// boot holds each entity's first state from its spawn until its actor
 	// starts and takes it (Identity → *sluice.Token or *sluice.Contract).
 	boot sync.Map
+	// rearming counts the contracts loaded at start-up whose actors have
+	// not yet armed their deadlines.
+	rearming sync.WaitGroup
 
 	randMu sync.Mutex // Rand need not be safe for concurrent use
 }
@@ -298,10 +301,11 @@ func (e *Engine) spawn(who Identity, state any) error {
 	return nil
 }
 
-// spawnAsync asks for a spawn without waiting (bulk start-up).
-func (e *Engine) spawnAsync(who Identity, state any) {
+// spawnAsync asks for a spawn without waiting (bulk start-up); failed, if
+// not nil, is called if the spawn fails.
+func (e *Engine) spawnAsync(who Identity, state any, failed func()) {
 	e.boot.Store(who, state)
-	e.sys.Root.Send(e.managers[who.Kind][shardOf(who.ID)], &spawnEntity{Name: who.ID, Props: e.props[who.Kind]})
+	e.sys.Root.Send(e.managers[who.Kind][shardOf(who.ID)], &spawnEntity{Name: who.ID, Props: e.props[who.Kind], Failed: failed})
 }
 
 // entityID is an entity actor's identity id: its name under its manager.

@@ -499,3 +499,38 @@ func TestBatchAnswersEveryKindOfItem(t *testing.T) {
 		}
 	})
 }
+
+// Start returns once every contract it loaded has its actor running with
+// its deadline armed, not only spawned: /readyz turns on then, and the
+// benchmark times a restart to it.
+func TestStartReturnsWithEveryDeadlineArmed(t *testing.T) {
+	store := newMemStore()
+	n := startNode(t, store, 0)
+	ctx := context.Background()
+	const contracts = 2000
+	raw, err := n.NewToken(ctx, TokenRequest{Address: "0x00000000000000000000000000000000000000aa", IP: "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for have := 0; have < contracts; {
+		cs, err := n.Chunks(ctx, raw, "192.0.2.1", int64(contracts-have)*(32<<10))
+		if err != nil || len(cs) == 0 {
+			t.Fatalf("chunks: %d, %v", len(cs), err)
+		}
+		have += len(cs)
+	}
+	n.stop()
+
+	n = startNode(t, store, 0)
+	defer n.stop()
+	left := 0
+	n.boot.Range(func(who, _ any) bool {
+		if who.(Identity).Kind == sluice.KindContract {
+			left++
+		}
+		return true
+	})
+	if left != 0 {
+		t.Fatalf("Start returned with %d of %d contract actors not yet started", left, contracts)
+	}
+}

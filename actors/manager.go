@@ -11,6 +11,9 @@ import (
 type spawnEntity struct {
 	Name  string
 	Props *actor.Props
+	// Failed, if set, is called when the spawn fails and nobody waits for
+	// the reply (start-up counts the contracts it spawned).
+	Failed func()
 }
 
 type spawnEntityReply struct {
@@ -33,6 +36,8 @@ func (m *manager) Receive(c actor.Context) {
 		_, err := c.SpawnNamed(msg.Props, msg.Name)
 		if c.Sender() != nil {
 			c.Respond(&spawnEntityReply{Err: err})
+		} else if err != nil && msg.Failed != nil {
+			msg.Failed()
 		}
 	case *syncManager:
 		c.Respond(msg)

@@ -30,7 +30,7 @@ func (e *Engine) recover(ctx context.Context) error {
 		}
 		addresses[t.Farmer] = t.Address
 		_ = e.ips.take(t.IP, 0) // counted, never refused: it already exists
-		e.spawnAsync(tokenIdentity(t.Farmer), &t)
+		e.spawnAsync(tokenIdentity(t.Farmer), &t, nil)
 		return nil
 	})
 	if err != nil {
@@ -81,12 +81,42 @@ func (e *Engine) recover(ctx context.Context) error {
 	if err := e.syncManagers(sluice.KindContract); err != nil {
 		return err
 	}
+	// Every actor is spawned; each arms its deadline when it runs its
+	// Started message, on a goroutine of its own. The node is ready once
+	// all of them have.
+	if err := e.waitRearmed(ctx); err != nil {
+		return err
+	}
 	e.metrics.LiveContracts.Add(float64(contracts.Load()))
 	took := time.Since(began)
 	e.metrics.RecoverySeconds.Set(took.Seconds())
 	e.log.Info(eventRecovered, zap.Int("tokens", len(addresses)), zap.Int64("contracts", contracts.Load()),
 		zap.Int64("deadlines_moved", moved.Load()), zap.Duration("took", took))
 	return nil
+}
+
+// rearmTimeout bounds the wait for the recovered contracts to arm; as
+// long as syncManagers would wait for their spawns.
+const rearmTimeout = 5 * time.Minute
+
+// waitRearmed waits until every recovered contract's actor has started
+// and armed its deadline.
+func (e *Engine) waitRearmed(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		e.rearming.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(rearmTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("start contract actors: not all armed after %s", rearmTimeout)
+	}
 }
 
 // syncManagers waits until every manager of the kind has handled the spawns
@@ -135,10 +165,7 @@ func (e *Engine) recoverContract(r sluice.Record, addresses map[string]string, s
 	}
 	e.ledger.add(address, c.Size)
 	e.dir.Tell(tokenIdentity(c.Farmer), &contractLoaded{Hash: c.FileHash, Size: c.Size, Proofs: c.Proofs, Due: c.Due})
-	var first any = &c
-	if changed {
-		first = queuedContract{&c}
-	}
-	e.spawnAsync(contractIdentity(c.ID()), first)
+	e.rearming.Add(1)
+	e.spawnAsync(contractIdentity(c.ID()), recoveredContract{c: &c, queued: changed}, e.rearming.Done)
 	return nil
 }

@@ -487,7 +487,7 @@ func (e *Engine) recoverQuotes(ctx context.Context) error {
 						keep[f.Pending] = true
 					}
 				}
-				e.spawnAsync(quoteIdentity(q.ID), &q)
+				e.spawnAsync(quoteIdentity(q.ID), &q, nil)
 				n++
 			}
 		}
