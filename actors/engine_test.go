@@ -534,3 +534,31 @@ func TestStartReturnsWithEveryDeadlineArmed(t *testing.T) {
 		t.Fatalf("Start returned with %d of %d contract actors not yet started", left, contracts)
 	}
 }
+
+// An answer whose store does not commit before the request's deadline is
+// unavailable (503, try again), never a bare context error (500): the
+// request's deadline and the commit deadline fall at the same instant,
+// and either may be seen first.
+func TestAnswerAtItsDeadlineIsUnavailable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		raw, cs := newContracts(t, n, 32<<10)
+		c := cs[0]
+		p := prove(t, c, c.Challenge)
+		store.mu.Lock()
+		store.stall = make(chan struct{})
+		store.mu.Unlock()
+		for i := range 20 {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			err := n.Answer(ctx, raw, c.FileHash, p)
+			cancel()
+			if !errors.Is(err, sluice.ErrUnavailable) {
+				t.Fatalf("answer %d at its deadline: got %v, want unavailable", i, err)
+			}
+		}
+		close(store.stall)
+		synctest.Wait()
+	})
+}

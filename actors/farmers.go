@@ -331,10 +331,25 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 		}
 		return nil
 	}
+	// drain takes every result already sent, so that nothing below judges
+	// an item whose answer has arrived.
+	drain := func() error {
+		for {
+			select {
+			case d := <-done:
+				if err := took(d); err != nil {
+					return err
+				}
+			default:
+				return nil
+			}
+		}
+	}
 	// An actor that stops drops what is left in its mailbox unanswered (see
 	// localDirectory.Ask): a token gone before it handed the items on is
 	// an unknown token; an item whose contract is gone is answered from
-	// the archived record.
+	// the archived record. Which actors are gone is looked at before the
+	// results are drained: an actor may answer and then stop.
 	tick := time.NewTicker(goneCheck)
 	defer tick.Stop()
 	for !authenticated || left > 0 {
@@ -345,45 +360,60 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 				return nil, err
 			}
 		case <-tick.C:
-			for drained := false; !drained; { // results first: an actor may answer, then stop
-				select {
-				case d := <-done:
-					if err := took(d); err != nil {
-						settled = true
-						return nil, err
+			tokenGone := !authenticated && !e.dir.Alive(token)
+			var gone []int
+			if authenticated {
+				for i := range items {
+					if !answered[i] && !e.dir.Alive(contractIdentity(batch.Items[i].id)) {
+						gone = append(gone, i)
 					}
-				default:
-					drained = true
 				}
 			}
+			if err := drain(); err != nil {
+				settled = true
+				return nil, err
+			}
 			if !authenticated {
-				if !e.dir.Alive(token) {
+				if tokenGone {
 					return nil, sluice.ErrUnknownToken
 				}
 				continue
 			}
-			for i := range items {
-				if !answered[i] && !e.dir.Alive(contractIdentity(batch.Items[i].id)) {
+			for _, i := range gone {
+				if !answered[i] {
 					answered[i] = true
 					left--
 					errs[i] = e.archived(ctx, batch.Items[i].id)
 				}
 			}
 		case <-commit.Done():
-			if !authenticated {
-				return nil, fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindToken, timeout)
-			}
-			for i := range items {
-				if !answered[i] {
-					errs[i] = fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindContract, timeout)
-				}
-			}
-			return errs, nil
+			return e.gaveUp(drain, authenticated, answered, errs, timeout)
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			// The caller left (or its deadline, usually the same as the
+			// commit deadline, passed): as at the deadline, what has
+			// arrived stands and the rest is unavailable.
+			return e.gaveUp(drain, authenticated, answered, errs, timeout)
 		}
 	}
 	settled = true
+	return errs, nil
+}
+
+// gaveUp ends an Answers that stopped waiting: results already sent
+// stand, the items still out are unavailable (their contracts may yet
+// commit them), and a batch the token had not let in is unavailable whole.
+func (e *Engine) gaveUp(drain func() error, authenticated bool, answered []bool, errs []error, timeout time.Duration) ([]error, error) {
+	if err := drain(); err != nil {
+		return nil, err
+	}
+	if !authenticated {
+		return nil, fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindToken, timeout)
+	}
+	for i := range answered {
+		if !answered[i] {
+			errs[i] = fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindContract, timeout)
+		}
+	}
 	return errs, nil
 }
 

@@ -16,6 +16,9 @@ type memStore struct {
 	mu   sync.Mutex
 	recs map[sluice.RecordKind]map[string]sluice.Record
 	fail error // when set, Write fails with it
+	// stall, when set, holds every Write until it is closed or the
+	// write's ctx ends (a store that stopped answering).
+	stall chan struct{}
 }
 
 func newMemStore() *memStore {
@@ -24,7 +27,17 @@ func newMemStore() *memStore {
 	}}
 }
 
-func (s *memStore) Write(_ context.Context, recs []sluice.Record) error {
+func (s *memStore) Write(ctx context.Context, recs []sluice.Record) error {
+	s.mu.Lock()
+	stall := s.stall
+	s.mu.Unlock()
+	if stall != nil {
+		select {
+		case <-stall:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {

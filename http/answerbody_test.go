@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -134,6 +135,32 @@ func TestParseHashJSON(t *testing.T) {
 		}
 		if ok && h.String() != strings.ToLower(hex) {
 			t.Errorf("%s: got %s", c.raw, h)
+		}
+	}
+}
+
+// A body's buffer is sized from Content-Length, but never past presize
+// before the bytes arrive: the header alone must not reserve megabytes.
+func TestSizeHint(t *testing.T) {
+	for _, c := range []struct {
+		length int64
+		enc    string
+		want   int
+	}{
+		{6560, "", 6560 + 512},
+		{-1, "", 0},
+		{0, "", 0},
+		{16 << 20, "", presize + 512},
+		{17 << 20, "", 0}, // over the limit: refused while reading
+		{6560, "gzip", 0},
+	} {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.ContentLength = c.length
+		if c.enc != "" {
+			r.Header.Set("Content-Encoding", c.enc)
+		}
+		if got := sizeHint(r, 16<<20); got != c.want {
+			t.Errorf("Content-Length %d %q: hint %d, want %d", c.length, c.enc, got, c.want)
 		}
 	}
 }

@@ -60,14 +60,27 @@ func decodeFrom(body io.Reader, v any) error {
 	return nil
 }
 
+// presize is the most a body's buffer is sized to from its Content-Length
+// before any of it arrives.
+const presize = 1 << 20
+
+// sizeHint is the size to give a body's buffer before reading it: its
+// Content-Length, so that a 600 KB batch is not copied several times over
+// while the buffer doubles, but not past presize: the header is the
+// client's word, and memory for a body that never comes would be held for
+// the whole read timeout.
+func sizeHint(r *http.Request, limit int64) int {
+	n := r.ContentLength
+	if n <= 0 || n > limit || r.Header.Get("Content-Encoding") != "" {
+		return 0
+	}
+	return int(min(n, presize)) + bytes.MinRead
+}
+
 // readBody reads the whole body within limit, as decodeBody would.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	var buf bytes.Buffer
-	if n := r.ContentLength; n > 0 && n <= limit && r.Header.Get("Content-Encoding") == "" {
-		// Sized once: growing by doubling would copy a 600 KB batch
-		// several times over.
-		buf.Grow(int(n) + bytes.MinRead)
-	}
+	buf.Grow(sizeHint(r, limit))
 	if _, err := buf.ReadFrom(bodyReader(w, r, limit)); err != nil {
 		return nil, bodyError(err)
 	}
