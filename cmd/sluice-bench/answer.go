@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,33 +120,15 @@ func answerBench(args []string) error {
 	}
 	began := time.Now()
 	ctx := context.Background()
-	path, err := sluiceBinary(*bin)
+	bench, err := newNodeSetup(ctx, *bin, *dbURL, "answer", *interval, *chunkSize)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "sluice-bench-answer")
-	if err != nil {
-		return err
-	}
-	defer atExit(func() { os.RemoveAll(dir) })()
-	res := answerResult{Store: "embedded", Workers: *workers, ChunkSize: *chunkSize, BatchSize: *batchSize, BatchWorkers: *batchWorkers}
+	defer bench.close()
+	dir, schemaURL := bench.dir, bench.schemaURL
+	res := answerResult{Store: bench.store(), Workers: *workers, ChunkSize: *chunkSize, BatchSize: *batchSize, BatchWorkers: *batchWorkers}
 	res.LoadAverage[0] = loadAverage()
-	nodeArgs := []string{"--data-dir", filepath.Join(dir, "data"),
-		"--challenge-interval", interval.String(), "--chunk-sizes", strconv.FormatInt(*chunkSize, 10),
-		"--default-chunk-size", strconv.FormatInt(*chunkSize, 10), "--chunks-per-request", "0",
-		"--max-tokens-per-ip", "0", "--token-rate", "0", "--challenges-per-contract", "0"}
-	var schemaURL string
-	if *dbURL != "" {
-		res.Store = "postgres"
-		u, drop, err := freshSchema(ctx, *dbURL)
-		if err != nil {
-			return err
-		}
-		defer atExit(drop)()
-		schemaURL = u
-		nodeArgs = append(nodeArgs, "--database-url", u)
-	}
-	node, err := startNode(path, nodeArgs, filepath.Join(dir, "node.log"), "")
+	node, err := bench.start("node.log", "")
 	if err != nil {
 		return err
 	}
@@ -315,7 +296,7 @@ func answerBench(args []string) error {
 	// acknowledged contract's state.
 	phase("durability: SIGKILL, restart, check every acknowledged answer")
 	node.kill()
-	node, err = startNode(path, nodeArgs, filepath.Join(dir, "node2.log"), node.addr)
+	node, err = bench.start("node2.log", node.addr)
 	if err != nil {
 		return err
 	}

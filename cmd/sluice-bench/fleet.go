@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,11 +45,10 @@ type fleetResult struct {
 	AnonPerContractRS  float64 `json:"rss_anon_restarted_bytes_per_contract"`
 
 	// SIGKILL to /readyz answering 200 (the engine has loaded every live
-	// contract and a manager has spawned each contract's actor), the
-	// node's own recovery time, and SIGKILL to every actor having run its
-	// start, which arms its deadline: protoactor runs each new actor's
-	// Started message on a goroutine of its own, so the node's goroutine
-	// count falls back to its idle level once all have run.
+	// contract and each contract's actor has armed its deadline), the
+	// node's own recovery time, and, as a cross-check, SIGKILL to the
+	// node's goroutine count being back at its idle level (every actor's
+	// Started message run).
 	KillToReadySeconds  float64          `json:"kill_to_ready_seconds"`
 	NodeRecoverySeconds float64          `json:"node_recovery_seconds"`
 	KillToArmedSeconds  float64          `json:"kill_to_armed_seconds"`
@@ -85,31 +83,14 @@ func fleetBench(args []string) error {
 	per := *contracts / *farmers
 	began := time.Now()
 	ctx := context.Background()
-	path, err := sluiceBinary(*bin)
+	bench, err := newNodeSetup(ctx, *bin, *dbURL, "fleet", *interval, *chunkSize)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "sluice-bench-fleet")
-	if err != nil {
-		return err
-	}
-	defer atExit(func() { os.RemoveAll(dir) })()
-	res := fleetResult{Store: "embedded", Farmers: *farmers, Contracts: *contracts, ChunkSize: *chunkSize, Workers: *workers}
+	defer bench.close()
+	res := fleetResult{Store: bench.store(), Farmers: *farmers, Contracts: *contracts, ChunkSize: *chunkSize, Workers: *workers}
 	res.LoadAverage[0] = loadAverage()
-	nodeArgs := []string{"--data-dir", filepath.Join(dir, "data"),
-		"--challenge-interval", interval.String(), "--chunk-sizes", strconv.FormatInt(*chunkSize, 10),
-		"--default-chunk-size", strconv.FormatInt(*chunkSize, 10), "--chunks-per-request", "0",
-		"--max-tokens-per-ip", "0", "--token-rate", "0", "--challenges-per-contract", "0"}
-	if *dbURL != "" {
-		res.Store = "postgres"
-		u, drop, err := freshSchema(ctx, *dbURL)
-		if err != nil {
-			return err
-		}
-		defer atExit(drop)()
-		nodeArgs = append(nodeArgs, "--database-url", u)
-	}
-	node, err := startNode(path, nodeArgs, filepath.Join(dir, "node.log"), "")
+	node, err := bench.start("node.log", "")
 	if err != nil {
 		return err
 	}
@@ -166,7 +147,7 @@ func fleetBench(args []string) error {
 	wg.Wait()
 	stopProgress()
 	if p := failed.Load(); p != nil {
-		return fmt.Errorf("filling the node: %w (its log: %s)", *p, filepath.Join(dir, "node.log"))
+		return fmt.Errorf("filling the node: %w (its log: %s)", *p, filepath.Join(bench.dir, "node.log"))
 	}
 	res.BuildSeconds = time.Since(start).Seconds()
 	res.ContractsPerSec = float64(*contracts) / res.BuildSeconds
@@ -184,7 +165,7 @@ func fleetBench(args []string) error {
 	// SIGKILL, then the same binary on the same store and address.
 	killed := time.Now()
 	node.kill()
-	node, err = startNode(path, nodeArgs, filepath.Join(dir, "node2.log"), node.addr)
+	node, err = bench.start("node2.log", node.addr)
 	if err != nil {
 		return err
 	}

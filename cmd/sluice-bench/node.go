@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,66 @@ func sluiceBinary(flagged string) (string, error) {
 		return "", errors.New("no sluice binary next to sluice-bench: go build -o DIR/sluice ./cmd/sluice, or pass --sluice")
 	}
 	return p, nil
+}
+
+// nodeSetup is what the answer and fleet benchmarks start their node
+// from: the binary, a temporary directory, and the flags of a node on a
+// store of its own (a fresh Postgres schema, or the embedded store in the
+// directory) with no limit shaping the load.
+type nodeSetup struct {
+	bin       string
+	dir       string
+	schemaURL string // the fresh schema's URL; empty on the embedded store
+	args      []string
+	cleanup   []func()
+}
+
+func newNodeSetup(ctx context.Context, flaggedBin, dbURL, name string, interval time.Duration, chunkSize int64) (*nodeSetup, error) {
+	bin, err := sluiceBinary(flaggedBin)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "sluice-bench-"+name)
+	if err != nil {
+		return nil, err
+	}
+	s := &nodeSetup{bin: bin, dir: dir, cleanup: []func(){atExit(func() { os.RemoveAll(dir) })}}
+	size := strconv.FormatInt(chunkSize, 10)
+	s.args = []string{"--data-dir", filepath.Join(dir, "data"),
+		"--challenge-interval", interval.String(), "--chunk-sizes", size,
+		"--default-chunk-size", size, "--chunks-per-request", "0",
+		"--max-tokens-per-ip", "0", "--token-rate", "0", "--challenges-per-contract", "0"}
+	if dbURL != "" {
+		u, drop, err := freshSchema(ctx, dbURL)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.cleanup = append(s.cleanup, atExit(drop))
+		s.schemaURL = u
+		s.args = append(s.args, "--database-url", u)
+	}
+	return s, nil
+}
+
+// store names the node's store for the results.
+func (s *nodeSetup) store() string {
+	if s.schemaURL != "" {
+		return "postgres"
+	}
+	return "embedded"
+}
+
+// start runs a node with its log in the directory; see startNode.
+func (s *nodeSetup) start(logName, addr string) (*nodeProc, error) {
+	return startNode(s.bin, s.args, filepath.Join(s.dir, logName), addr)
+}
+
+// close drops the schema and removes the directory.
+func (s *nodeSetup) close() {
+	for i := len(s.cleanup) - 1; i >= 0; i-- {
+		s.cleanup[i]()
+	}
 }
 
 // nodeProc is `sluice serve` as a child process, so it can be killed.
