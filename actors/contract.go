@@ -24,14 +24,10 @@ type ChallengeReply struct {
 	Err       error
 }
 
-// AnswerChallenge submits a proof (raw JSON) for the current challenge.
-type AnswerChallenge struct {
-	Proof []byte
-}
-
-// answerItem is one proof of a batch: the actor puts its result, as an
-// AnswerChallenge's, on Done (buffered for the whole batch). Commit bounds
-// the commit of an accepted proof; the batch's items share it.
+// answerItem submits one proof (raw JSON) of a batch for the contract's
+// current challenge: the actor puts its result, nil when the proof was
+// accepted and committed, on Done (buffered for the whole batch). Commit
+// bounds the commit of an accepted proof; the batch's items share it.
 type answerItem struct {
 	Proof  []byte
 	Index  int
@@ -43,11 +39,6 @@ type answerItem struct {
 type answerDone struct {
 	Index int
 	Err   error
-}
-
-// AnswerReply is nil Err when the proof was accepted and committed.
-type AnswerReply struct {
-	Err error
 }
 
 // GetContract asks a contract actor for its state.
@@ -112,10 +103,6 @@ func (a *contractActor) Receive(c actor.Context) {
 			return
 		}
 		c.Respond(&ChallengeReply{Challenge: a.c.Challenge, Due: a.c.Due, Answered: a.c.Answered})
-	case *AnswerChallenge:
-		ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
-		c.Respond(&AnswerReply{Err: a.answer(ctx, c, msg.Proof)})
-		cancel()
 	case *answerItem:
 		msg.Done <- answerDone{Index: msg.Index, Err: a.answer(msg.Commit, c, msg.Proof)}
 	case *GetContract:
