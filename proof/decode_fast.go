@@ -264,21 +264,26 @@ func (s *scanner) leaf() (wireLeafValue, bool) {
 	}
 }
 
-// hashes consumes an array of base64 hashes of 32 bytes.
+// hashes consumes an array of base64 hashes of 32 bytes. With an arena
+// they are appended to the arena's hashes, else to a slice of their own.
 func (s *scanner) hashes() ([]Hash, bool) {
 	if !s.byte('[') {
 		return nil, false
 	}
+	dst := &[]Hash{} // never nil: an empty path is an empty slice
 	if s.a != nil {
-		return s.arenaHashes()
+		if s.a.hashes == nil {
+			s.a.hashes = make([]Hash, 0, 64)
+		}
+		dst = &s.a.hashes
 	}
-	out := []Hash{}
+	start := len(*dst)
 	if s.byte(']') {
-		return out, true
+		return (*dst)[start:start:start], true
 	}
 	for {
 		enc, ok := s.str()
-		if !ok || len(enc) != 44 || len(out) >= MaxPathLen {
+		if !ok || len(enc) != 44 || len(*dst)-start >= MaxPathLen {
 			return nil, false
 		}
 		var buf [33]byte
@@ -286,47 +291,17 @@ func (s *scanner) hashes() ([]Hash, bool) {
 		if err != nil || n != len(Hash{}) {
 			return nil, false
 		}
-		out = append(out, Hash(buf[:32]))
-		if s.byte(']') {
-			return out, true
-		}
-		if !s.byte(',') {
-			return nil, false
-		}
-	}
-}
-
-// arenaHashes is hashes with the hashes appended to the arena's.
-func (s *scanner) arenaHashes() ([]Hash, bool) {
-	a := s.a
-	if a.hashes == nil {
-		a.hashes = make([]Hash, 0, 64) // an empty path is an empty slice, as unpooled
-	}
-	start := len(a.hashes)
-	if s.byte(']') {
-		return a.hashes[start:start:start], true
-	}
-	for {
-		enc, ok := s.str()
-		if !ok || len(enc) != 44 || len(a.hashes)-start >= MaxPathLen {
-			return nil, false
-		}
-		var buf [33]byte
-		n, err := base64.StdEncoding.Strict().Decode(buf[:], enc)
-		if err != nil || n != len(Hash{}) {
-			return nil, false
-		}
-		if len(a.hashes) == cap(a.hashes) {
+		if len(*dst) == cap(*dst) {
 			// Grow into a new array, taking this path's hashes along:
 			// earlier leaves keep the old one.
-			grown := make([]Hash, len(a.hashes)-start, max(2*cap(a.hashes), 64))
-			copy(grown, a.hashes[start:])
-			a.hashes, start = grown, 0
+			grown := make([]Hash, len(*dst)-start, max(2*cap(*dst), 16))
+			copy(grown, (*dst)[start:])
+			*dst, start = grown, 0
 		}
-		a.hashes = append(a.hashes, Hash(buf[:32]))
+		*dst = append(*dst, Hash(buf[:32]))
 		if s.byte(']') {
-			end := len(a.hashes)
-			return a.hashes[start:end:end], true
+			end := len(*dst)
+			return (*dst)[start:end:end], true
 		}
 		if !s.byte(',') {
 			return nil, false
