@@ -145,22 +145,8 @@ func TestPutLimitChunks(t *testing.T) {
 				}
 				synctest.Test(t, func(t *testing.T) {
 					_, n, err := s.Put(context.Background(), src, tt.limit)
-					if !tt.tooLarge {
-						if err != nil {
-							t.Fatal(err)
-						}
-						if n != tt.size {
-							t.Errorf("size: got %d, want %d", n, tt.size)
-						}
-						return
-					}
-					if !errors.Is(err, ErrTooLarge) {
-						t.Fatalf("got %v, want ErrTooLarge", err)
-					}
+					checkLimited(t, n, err, counted.n, tt.size, tt.limit, tt.tooLarge)
 				})
-				if counted.n > tt.limit+1 {
-					t.Errorf("bytes read: got %d, want at most %d", counted.n, tt.limit+1)
-				}
 				if tt.tooLarge {
 					assertEmpty(t, dir)
 				}

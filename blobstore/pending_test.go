@@ -91,17 +91,8 @@ func TestStageLimit(t *testing.T) {
 			s, dir := openStore(t)
 			src := &countingReader{r: stream(2, tt.size)}
 			_, n, err := s.Stage(context.Background(), src, tt.limit)
-			if !tt.tooLarge {
-				if err != nil || n != tt.size {
-					t.Fatalf("got %d, %v, want %d, nil", n, err, tt.size)
-				}
+			if !checkLimited(t, n, err, src.n, tt.size, tt.limit, tt.tooLarge) {
 				return
-			}
-			if !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("got %v, want ErrTooLarge", err)
-			}
-			if src.n > tt.limit+1 {
-				t.Errorf("bytes read: got %d, want at most %d", src.n, tt.limit+1)
 			}
 			if got := names(t, filepath.Join(dir, "pending")); len(got) != 0 {
 				t.Errorf("pending: got %v, want empty", got)

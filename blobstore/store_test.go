@@ -183,24 +183,34 @@ func TestPutLimit(t *testing.T) {
 			s, dir := openStore(t)
 			src := &countingReader{r: stream(2, tt.size)}
 			_, n, err := s.Put(context.Background(), src, tt.limit)
-			if !tt.tooLarge {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if n != tt.size {
-					t.Errorf("size: got %d, want %d", n, tt.size)
-				}
-				return
+			if checkLimited(t, n, err, src.n, tt.size, tt.limit, tt.tooLarge) {
+				assertEmpty(t, dir)
 			}
-			if !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("got %v, want ErrTooLarge", err)
-			}
-			if src.n > tt.limit+1 {
-				t.Errorf("bytes read: got %d, want at most %d", src.n, tt.limit+1)
-			}
-			assertEmpty(t, dir)
 		})
 	}
+}
+
+// checkLimited checks a store call that was given a limit: within it, the
+// whole size stored without error; over it, ErrTooLarge after reading at
+// most limit+1 bytes. It reports whether the call was over the limit.
+func checkLimited(t *testing.T, n int64, err error, read, size, limit int64, tooLarge bool) bool {
+	t.Helper()
+	if !tooLarge {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != size {
+			t.Errorf("size: got %d, want %d", n, size)
+		}
+		return false
+	}
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("got %v, want ErrTooLarge", err)
+	}
+	if read > limit+1 {
+		t.Errorf("bytes read: got %d, want at most %d", read, limit+1)
+	}
+	return true
 }
 
 func TestPutDuplicate(t *testing.T) {
