@@ -312,39 +312,8 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 		settled = true
 		return nil, sluice.ErrUnknownToken
 	}
-	errs := make([]error, len(items))
-	answered := make([]bool, len(items))
-	left := len(items)
-	authenticated := false
-	took := func(d answerDone) error {
-		switch {
-		case d.Index < 0:
-			authenticated = true
-			return d.Err
-		case !answered[d.Index]:
-			answered[d.Index] = true
-			left--
-			errs[d.Index] = d.Err
-			if errors.Is(d.Err, errNoActor) {
-				errs[d.Index] = e.archived(ctx, batch.Items[d.Index].id)
-			}
-		}
-		return nil
-	}
-	// drain takes every result already sent, so that nothing below judges
-	// an item whose answer has arrived.
-	drain := func() error {
-		for {
-			select {
-			case d := <-done:
-				if err := took(d); err != nil {
-					return err
-				}
-			default:
-				return nil
-			}
-		}
-	}
+	w := &batchWait{e: e, ctx: ctx, batch: batch, done: done,
+		errs: make([]error, len(items)), answered: make([]bool, len(items)), left: len(items)}
 	// An actor that stops drops what is left in its mailbox unanswered (see
 	// localDirectory.Ask): a token gone before it handed the items on is
 	// an unknown token; an item whose contract is gone is answered from
@@ -352,69 +321,123 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 	// results are drained: an actor may answer and then stop.
 	tick := time.NewTicker(goneCheck)
 	defer tick.Stop()
-	for !authenticated || left > 0 {
+	for !w.authenticated || w.left > 0 {
 		select {
 		case d := <-done:
-			if err := took(d); err != nil {
+			if err := w.take(d); err != nil {
 				settled = true // refused: no item was handed on
 				return nil, err
 			}
 		case <-tick.C:
-			tokenGone := !authenticated && !e.dir.Alive(token)
-			var gone []int
-			if authenticated {
-				for i := range items {
-					if !answered[i] && !e.dir.Alive(contractIdentity(batch.Items[i].id)) {
-						gone = append(gone, i)
-					}
-				}
-			}
-			if err := drain(); err != nil {
+			tokenGone := !w.authenticated && !e.dir.Alive(token)
+			gone := w.gone()
+			if err := w.drain(); err != nil {
 				settled = true
 				return nil, err
 			}
-			if !authenticated {
-				if tokenGone {
-					return nil, sluice.ErrUnknownToken
-				}
-				continue
+			if tokenGone && !w.authenticated {
+				return nil, sluice.ErrUnknownToken
 			}
 			for _, i := range gone {
-				if !answered[i] {
-					answered[i] = true
-					left--
-					errs[i] = e.archived(ctx, batch.Items[i].id)
-				}
+				w.archive(i)
 			}
 		case <-commit.Done():
-			return e.gaveUp(drain, authenticated, answered, errs, timeout)
+			return w.giveUp(timeout)
 		case <-ctx.Done():
 			// The caller left (or its deadline, usually the same as the
 			// commit deadline, passed): as at the deadline, what has
 			// arrived stands and the rest is unavailable.
-			return e.gaveUp(drain, authenticated, answered, errs, timeout)
+			return w.giveUp(timeout)
 		}
 	}
 	settled = true
-	return errs, nil
+	return w.errs, nil
 }
 
-// gaveUp ends an Answers that stopped waiting: results already sent
-// stand, the items still out are unavailable (their contracts may yet
-// commit them), and a batch the token had not let in is unavailable whole.
-func (e *Engine) gaveUp(drain func() error, authenticated bool, answered []bool, errs []error, timeout time.Duration) ([]error, error) {
-	if err := drain(); err != nil {
-		return nil, err
+// batchWait gathers the results of one Answers call from its channel.
+type batchWait struct {
+	e             *Engine
+	ctx           context.Context
+	batch         *answerBatch
+	done          <-chan answerDone
+	errs          []error // by item
+	answered      []bool  // by item: its result is in errs
+	left          int     // items not answered
+	authenticated bool    // the token handed the items on
+}
+
+// take records one result; it returns the token's refusal, if that is
+// what d is.
+func (w *batchWait) take(d answerDone) error {
+	switch {
+	case d.Index < 0:
+		w.authenticated = true
+		return d.Err
+	case errors.Is(d.Err, errNoActor):
+		w.archive(d.Index)
+	case !w.answered[d.Index]:
+		w.answered[d.Index] = true
+		w.left--
+		w.errs[d.Index] = d.Err
 	}
-	if !authenticated {
-		return nil, fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindToken, timeout)
-	}
-	for i := range answered {
-		if !answered[i] {
-			errs[i] = fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindContract, timeout)
+	return nil
+}
+
+// drain takes every result already sent, so that nothing after it judges
+// an item whose answer has arrived.
+func (w *batchWait) drain() error {
+	for {
+		select {
+		case d := <-w.done:
+			if err := w.take(d); err != nil {
+				return err
+			}
+		default:
+			return nil
 		}
 	}
-	return errs, nil
+}
+
+// gone lists the items handed on whose contract's actor has stopped.
+func (w *batchWait) gone() []int {
+	if !w.authenticated {
+		return nil
+	}
+	var out []int
+	for i, it := range w.batch.Items {
+		if !w.answered[i] && !w.e.dir.Alive(contractIdentity(it.id)) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// archive answers item i from its contract's archived record.
+func (w *batchWait) archive(i int) {
+	if w.answered[i] {
+		return
+	}
+	w.answered[i] = true
+	w.left--
+	w.errs[i] = w.e.archived(w.ctx, w.batch.Items[i].id)
+}
+
+// giveUp ends a wait cut short: results already sent stand, the items
+// still out are unavailable (their contracts may yet commit them), and a
+// batch the token had not let in is unavailable whole.
+func (w *batchWait) giveUp(timeout time.Duration) ([]error, error) {
+	if err := w.drain(); err != nil {
+		return nil, err
+	}
+	if !w.authenticated {
+		return nil, fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindToken, timeout)
+	}
+	for i := range w.errs {
+		if !w.answered[i] {
+			w.errs[i] = fmt.Errorf("%w: actor %s did not answer in %s", sluice.ErrUnavailable, sluice.KindContract, timeout)
+		}
+	}
+	return w.errs, nil
 }
 
 // askContract sends to a live contract's actor; a contract without one is
