@@ -1,0 +1,52 @@
+package embedded
+
+import (
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice"
+)
+
+// OpenSegmented opens a store whose log moves to the other segment, and
+// checkpoints, whenever a segment passes segBytes: small values make the
+// tests go through many checkpoints.
+func OpenSegmented(dir string, log *zap.Logger, segBytes int64) (*Store, error) {
+	return open(dir, log, segBytes)
+}
+
+// Crash stops the store the way a killed process stops: no final
+// checkpoint, nothing more written; a checkpoint already under way
+// finishes or not, as it would have before the kill.
+func (s *Store) Crash() {
+	s.wmu.Lock()
+	s.closed = true
+	close(s.quit)
+	// Drop a checkpoint that was handed over but not started.
+	select {
+	case <-s.jobs:
+	default:
+	}
+	close(s.jobs)
+	s.wmu.Unlock()
+	<-s.stopped
+	for _, g := range s.segs {
+		g.f.Close()
+	}
+	s.db.Close()
+}
+
+// Logged reports whether the record is still held in memory, waiting for a
+// checkpoint to copy it into bbolt.
+func (s *Store) Logged(kind sluice.RecordKind, id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.mem[memKey{kind, id}]
+	return ok
+}
+
+// BreakLog closes the active segment's file under the store, so the next
+// append fails as a failing disk would make it fail.
+func (s *Store) BreakLog() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.segs[s.active].f.Close()
+}
