@@ -562,3 +562,49 @@ func TestAnswerAtItsDeadlineIsUnavailable(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// The HTTP handlers reuse a body's memory only when AnswersReusable says
+// no actor can read its proofs any more: after every item's result, or a
+// refusal by the token; never after a wait cut short with items out.
+func TestAnswersSayWhenProofsAreReusable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		raw, cs := newContracts(t, n, 3*32<<10)
+		ctx := context.Background()
+
+		items := []AnswerItem{
+			{Hash: cs[0].FileHash, Proof: prove(t, cs[0], cs[0].Challenge)},
+			{Hash: cs[1].FileHash, Proof: []byte(`{"not":"a proof"}`)},
+			{Hash: sluice.FileHash{1}, Proof: []byte(`{}`)}, // no such contract
+		}
+		errs, reusable, err := n.AnswersReusable(ctx, raw, items)
+		if err != nil || errs[0] != nil || errs[1] == nil || !errors.Is(errs[2], sluice.ErrContractNotFound) {
+			t.Fatalf("answers: got %v, %v; want accepted, refused, not found", errs, err)
+		}
+		if !reusable {
+			t.Error("every item answered: got not reusable")
+		}
+		bad := raw
+		bad[len(bad)-1] ^= 1 // the same farmer, a wrong secret
+		for _, tok := range []sluice.RawToken{bad, {9}} {
+			if _, reusable, err := n.AnswersReusable(ctx, tok, items[:1]); err == nil || !reusable {
+				t.Errorf("token %s refused: got reusable %v, %v; want an error and reusable", tok, reusable, err)
+			}
+		}
+
+		store.mu.Lock()
+		store.stall = make(chan struct{})
+		store.mu.Unlock()
+		c := cs[2]
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		reusable, err = n.AnswerReusable(short, raw, c.FileHash, prove(t, c, c.Challenge))
+		cancel()
+		if !errors.Is(err, sluice.ErrUnavailable) || reusable {
+			t.Errorf("answer cut short while its commit stalls: got reusable %v, %v; want unavailable and not reusable", reusable, err)
+		}
+		close(store.stall)
+		synctest.Wait()
+	})
+}

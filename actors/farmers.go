@@ -264,11 +264,18 @@ func (e *Engine) Challenges(ctx context.Context, raw sluice.RawToken, hashes []s
 
 // Answer submits a proof for one contract.
 func (e *Engine) Answer(ctx context.Context, raw sluice.RawToken, h sluice.FileHash, p []byte) error {
-	errs, err := e.Answers(ctx, raw, []AnswerItem{{Hash: h, Proof: p}})
+	_, err := e.AnswerReusable(ctx, raw, h, p)
+	return err
+}
+
+// AnswerReusable is Answer for a caller that reuses the proof's memory:
+// see AnswersReusable.
+func (e *Engine) AnswerReusable(ctx context.Context, raw sluice.RawToken, h sluice.FileHash, p []byte) (reusable bool, err error) {
+	errs, reusable, err := e.AnswersReusable(ctx, raw, []AnswerItem{{Hash: h, Proof: p}})
 	if err != nil {
-		return err
+		return reusable, err
 	}
-	return errs[0]
+	return reusable, errs[0]
 }
 
 // AnswerItem is one proof of a batch.
@@ -284,6 +291,16 @@ type AnswerItem struct {
 // a goroutine each, and verify and commit in parallel (their commits
 // share the writer's transactions).
 func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []AnswerItem) ([]error, error) {
+	errs, _, err := e.AnswersReusable(ctx, raw, items)
+	return errs, err
+}
+
+// AnswersReusable is Answers for a caller that reuses the memory of the
+// items' proofs (the HTTP handlers pool request bodies). reusable is true
+// when no actor holds an item's Proof any more; it is false when one still
+// may, because the wait was cut short while items were out, and then the
+// memory must be left to the garbage collector.
+func (e *Engine) AnswersReusable(ctx context.Context, raw sluice.RawToken, items []AnswerItem) (errs []error, reusable bool, err error) {
 	farmer := raw.FarmerID()
 	timeout := e.cfg.AskTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -310,7 +327,7 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 	token := tokenIdentity(farmer)
 	if !e.dir.Tell(token, batch) {
 		settled = true
-		return nil, sluice.ErrUnknownToken
+		return nil, true, sluice.ErrUnknownToken
 	}
 	w := &batchWait{e: e, ctx: ctx, batch: batch, done: done,
 		errs: make([]error, len(items)), answered: make([]bool, len(items)), left: len(items)}
@@ -326,32 +343,37 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 		case d := <-done:
 			if err := w.take(d); err != nil {
 				settled = true // refused: no item was handed on
-				return nil, err
+				return nil, true, err
 			}
 		case <-tick.C:
 			tokenGone := !w.authenticated && !e.dir.Alive(token)
 			gone := w.gone()
 			if err := w.drain(); err != nil {
 				settled = true
-				return nil, err
+				return nil, true, err
 			}
 			if tokenGone && !w.authenticated {
-				return nil, sluice.ErrUnknownToken
+				// It may have handed some items on before it stopped.
+				return nil, false, sluice.ErrUnknownToken
 			}
 			for _, i := range gone {
 				w.archive(i)
 			}
 		case <-commit.Done():
-			return w.giveUp(timeout)
+			errs, err := w.giveUp(timeout)
+			return errs, false, err
 		case <-ctx.Done():
 			// The caller left (or its deadline, usually the same as the
 			// commit deadline, passed): as at the deadline, what has
 			// arrived stands and the rest is unavailable.
-			return w.giveUp(timeout)
+			errs, err := w.giveUp(timeout)
+			return errs, false, err
 		}
 	}
 	settled = true
-	return w.errs, nil
+	// Every item was answered by its actor, or its actor is gone: none
+	// will read its proof again.
+	return w.errs, true, nil
 }
 
 // batchWait gathers the results of one Answers call from its channel.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/sluicehq/sluice"
 )
@@ -75,6 +76,31 @@ func sizeHint(r *http.Request, limit int64) int {
 		return 0
 	}
 	return int(min(n, presize)) + bytes.MinRead
+}
+
+// bodyPool keeps the body buffers of the answer routes, the node's busiest
+// (a single answer is a 6.5 KB body), for reuse once nothing reads them.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readPooledBody is readBody into a buffer from bodyPool. Hand the buffer
+// to recycle once nothing refers to its bytes any more, or just drop it.
+func readPooledBody(w http.ResponseWriter, r *http.Request, limit int64) (*bytes.Buffer, error) {
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	buf.Grow(sizeHint(r, limit))
+	if _, err := buf.ReadFrom(bodyReader(w, r, limit)); err != nil {
+		recycle(buf)
+		return nil, bodyError(err)
+	}
+	return buf, nil
+}
+
+// recycle returns a body buffer to the pool, unless it grew past presize
+// (a big batch): the pool would keep that memory for the odd big body.
+func recycle(buf *bytes.Buffer) {
+	if buf.Cap() <= presize+bytes.MinRead {
+		bodyPool.Put(buf)
+	}
 }
 
 // readBody reads the whole body within limit, as decodeBody would.

@@ -406,11 +406,20 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := readBody(w, r, s.cfg.MaxBody)
+	buf, err := readPooledBody(w, r, s.cfg.MaxBody)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	// The buffer goes back to the pool after the reply, unless an actor
+	// may still read the proof in it.
+	reusable := true
+	defer func() {
+		if reusable {
+			recycle(buf)
+		}
+	}()
+	body := buf.Bytes()
 	var req answerRequest
 	if p, ok := proofMember(body); ok {
 		req.Proof = p
@@ -422,7 +431,8 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, sluice.Errorf(sluice.ErrInvalid, `Posted data must be a JSON encoded proof object: {"proof": {...}}`))
 		return
 	}
-	if err := e.Answer(r.Context(), raw, h, req.Proof); err != nil {
+	reusable, err = e.AnswerReusable(r.Context(), raw, h, req.Proof)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -449,11 +459,20 @@ func (s *Server) answers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := readBody(w, r, s.cfg.MaxBody)
+	buf, err := readPooledBody(w, r, s.cfg.MaxBody)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	// The report refers to the body too: the buffer goes back to the pool
+	// once the reply is written, unless an actor may still read a proof.
+	reusable := true
+	defer func() {
+		if reusable {
+			recycle(buf)
+		}
+	}()
+	body := buf.Bytes()
 	var req answersRequest
 	if items, ok := proofsMembers(body); ok {
 		req.Proofs = items
@@ -484,7 +503,7 @@ func (s *Server) answers(w http.ResponseWriter, r *http.Request) {
 			valid = append(valid, i)
 		}
 	}
-	errs, err := e.Answers(r.Context(), raw, items)
+	errs, reusable, err := e.AnswersReusable(r.Context(), raw, items)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -37,8 +37,10 @@ type Farmers interface {
 	Chunks(ctx context.Context, raw sluice.RawToken, ip string, want int64) ([]sluice.Contract, error)
 	Challenge(ctx context.Context, raw sluice.RawToken, h sluice.FileHash) (actors.ChallengeReply, error)
 	Challenges(ctx context.Context, raw sluice.RawToken, hashes []sluice.FileHash) ([]actors.ChallengeItem, error)
-	Answer(ctx context.Context, raw sluice.RawToken, h sluice.FileHash, proof []byte) error
-	Answers(ctx context.Context, raw sluice.RawToken, items []actors.AnswerItem) ([]error, error)
+	// The answer calls say whether the proofs' memory may be reused (see
+	// actors.Engine.AnswersReusable): the handlers pool request bodies.
+	AnswerReusable(ctx context.Context, raw sluice.RawToken, h sluice.FileHash, proof []byte) (bool, error)
+	AnswersReusable(ctx context.Context, raw sluice.RawToken, items []actors.AnswerItem) ([]error, bool, error)
 	Status(q actors.StatusQuery) ([]actors.FarmerStatus, error)
 	Stats(ctx context.Context, farmer string) (actors.FarmerStatus, error)
 }
