@@ -89,6 +89,7 @@ type Store struct {
 
 	jobs    chan checkpoint
 	hurry   atomic.Bool   // a Write waits for the running checkpoint: no pauses
+	filled  atomic.Int64  // off, for the checkpointer's pace
 	quit    chan struct{} // closed by Close: a failing checkpoint stops retrying
 	stopped chan struct{} // closed when the checkpointer has returned
 }
@@ -189,8 +190,9 @@ func (s *Store) recover(dir string) error {
 			recs = append(recs, r)
 		}
 		sortRecords(recs)
+		var scratch []byte
 		for c := range slices.Chunk(recs, checkpointChunk) {
-			if err := s.apply(c); err != nil {
+			if err := s.apply(c, &scratch); err != nil {
 				return fmt.Errorf("checkpoint the replayed log: %w", err)
 			}
 		}
@@ -302,6 +304,7 @@ func (s *Store) Write(ctx context.Context, recs []sluice.Record) error {
 		return fmt.Errorf("embedded store: write: %w", err)
 	}
 	s.off += int64(len(frame))
+	s.filled.Store(s.off)
 	s.mu.Lock()
 	for _, r := range logged {
 		s.remember(r)
@@ -326,6 +329,7 @@ func (s *Store) rotate(ctx context.Context) error {
 		return err
 	}
 	s.active, s.off = next, walHeaderSize
+	s.filled.Store(s.off)
 	// mem now holds exactly what the other segment logged that bbolt may
 	// lack (the previous checkpoint removed what it applied).
 	s.mu.RLock()
@@ -343,19 +347,19 @@ func (s *Store) rotate(ctx context.Context) error {
 // checkpointChunk is how many records one bbolt transaction of a
 // checkpoint applies. The records are sorted first, so each chunk updates
 // its own run of leaf pages: chunks of a few hundred cost no more per
-// record than one transaction of fifty thousand, and no single commit
-// keeps the disk busy long enough to hold up the log's syncs (5–10 ms
-// against 300 ms measured here; DECISION.md).
-const checkpointChunk = 512
+// record than one transaction of fifty thousand, and a log sync waiting
+// behind one commit's page writes waits a few milliseconds, not 300 ms
+// (DECISION.md).
+const checkpointChunk = 256
 
-// checkpointPace is how long the checkpointer rests after each chunk, as a
-// multiple of the time the chunk took: a checkpoint takes a quarter of the
-// CPU and the disk it could, so that it does not stall the answers being
-// served meanwhile (at half the maximum rate, a checkpoint at full speed
-// pushed the answers' p99 from 25 to over 100 ms). It still finishes well
-// before the next segment fills; and when a Write has to wait for it, it
-// stops resting.
-const checkpointPace = 3
+// checkpointRest is how long the checkpointer rests after each chunk, at
+// most, as a multiple of the time the chunk took. A checkpoint at full
+// speed keeps the disk busy with bbolt's page writes, and every log sync
+// issued meanwhile waits behind them: at half the maximum rate, the
+// answers' p99 went from 25 ms to 80-390 ms. The checkpointer rests that
+// many times as long as its chunk took while the active segment is
+// empty, less as it fills, and not at all once a Write waits for it.
+const checkpointRest = 8
 
 // checkpointer applies each rotated segment's records to bbolt, retrying
 // a failed checkpoint (a full disk, say) until it succeeds or Close asks it
@@ -363,6 +367,7 @@ const checkpointPace = 3
 // mem, served from there.
 func (s *Store) checkpointer() {
 	defer close(s.stopped)
+	var scratch []byte
 	for job := range s.jobs {
 		start := time.Now()
 		s.hurry.Store(false)
@@ -370,7 +375,7 @@ func (s *Store) checkpointer() {
 		for rest, wait := job.recs, 100*time.Millisecond; len(rest) > 0; {
 			chunk := rest[:min(len(rest), checkpointChunk)]
 			t0 := time.Now()
-			if err := s.apply(chunk); err != nil {
+			if err := s.apply(chunk, &scratch); err != nil {
 				s.log.Error(evCheckpointFailed, zap.Int("records", len(rest)), zap.Error(err))
 				select {
 				case <-s.quit:
@@ -384,11 +389,11 @@ func (s *Store) checkpointer() {
 			took := time.Since(t0)
 			s.forget(chunk)
 			rest = rest[len(chunk):]
-			// Rest (see checkpointPace), unless a Write is waiting for
+			// Rest (see checkpointRest), unless a Write is waiting for
 			// this checkpoint to free its segment or the store is closing.
 			if len(rest) > 0 && !s.hurry.Load() {
 				select {
-				case <-time.After(checkpointPace * took):
+				case <-time.After(s.rest(took)):
 				case <-s.quit:
 				}
 			}
@@ -396,6 +401,15 @@ func (s *Store) checkpointer() {
 		s.log.Info(evCheckpoint, zap.Int("records", len(job.recs)), zap.Duration("took", time.Since(start)))
 		close(job.done)
 	}
+}
+
+// rest is how long the checkpointer rests after a chunk that took took:
+// up to checkpointRest times as long while the active segment is empty,
+// down to nothing as it fills up, so the checkpoint still ends before the
+// next one is due.
+func (s *Store) rest(took time.Duration) time.Duration {
+	room := 1 - float64(s.filled.Load())/float64(s.segBytes)
+	return time.Duration(float64(took) * checkpointRest * max(room, 0))
 }
 
 // sortRecords sorts recs by kind and id, the order of bbolt's pages.
@@ -419,8 +433,10 @@ func (s *Store) forget(recs []sluice.Record) {
 }
 
 // apply copies recs into bbolt in one fsync'd transaction, skipping any
-// whose version is not newer than the stored one.
-func (s *Store) apply(recs []sluice.Record) error {
+// whose version is not newer than the stored one. The values are built in
+// *scratch, grown as needed: bbolt refers to them only until the commit,
+// so the checkpointer reuses one buffer for all its transactions.
+func (s *Store) apply(recs []sluice.Record, scratch *[]byte) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		// Buckets of the kinds in this batch, created on first use.
 		type pair struct{ live, archive *bolt.Bucket }
@@ -431,7 +447,10 @@ func (s *Store) apply(recs []sluice.Record) error {
 		for i := range recs {
 			size += valueSize(recs[i])
 		}
-		vals := make([]byte, 0, size)
+		if cap(*scratch) < size {
+			*scratch = make([]byte, 0, size)
+		}
+		vals := (*scratch)[:0]
 		for _, r := range recs {
 			p, ok := buckets[r.Kind]
 			if !ok {

@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice"
 )
@@ -57,4 +58,26 @@ func FuzzFrame(f *testing.F) {
 		decodeFrame(junk, func(sluice.Record) {})
 		decodeFrame(append(payload[:len(payload):len(payload)], junk...), func(sluice.Record) {})
 	})
+}
+
+// The checkpointer rests longest while the active segment is empty and not
+// at all once it is full, so a checkpoint never makes writes wait for it
+// by resting.
+func TestRestShrinksAsTheSegmentFills(t *testing.T) {
+	s := &Store{segBytes: 1000}
+	took := 10 * time.Millisecond
+	for _, c := range []struct {
+		filled int64
+		want   time.Duration
+	}{
+		{0, checkpointRest * took},
+		{500, checkpointRest * took / 2},
+		{1000, 0},
+		{1500, 0}, // one frame may take a segment past its size
+	} {
+		s.filled.Store(c.filled)
+		if got := s.rest(took); got != c.want {
+			t.Errorf("rest with %d of %d bytes filled: got %v, want %v", c.filled, s.segBytes, got, c.want)
+		}
+	}
 }
