@@ -85,7 +85,18 @@ func HashBytes(b []byte) FileHash { return sha256.Sum256(b) }
 
 // ContractID names a contract in the stores and the actor registry: the
 // owning farmer and the chunk. One farmer holds a chunk at most once.
-func ContractID(farmer string, h FileHash) string { return farmer + "/" + h.String() }
+func ContractID(farmer string, h FileHash) string {
+	// One allocation (the string) instead of three: it is made for every
+	// answer.
+	var buf [128]byte
+	b := buf[:0]
+	if n := len(farmer) + 1 + hex.EncodedLen(len(h)); n > len(buf) {
+		b = make([]byte, 0, n)
+	}
+	b = append(b, farmer...)
+	b = append(b, '/')
+	return string(hex.AppendEncode(b, h[:]))
+}
 
 // Contract is one chunk held by one farmer, and the challenge it must answer
 // next. Its methods are the timing rules of farmers.md: a fixed grid of due

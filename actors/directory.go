@@ -153,16 +153,20 @@ func (d *localDirectory) result(who Identity, timeout time.Duration, res any, er
 	return res, nil
 }
 
+// Tell posts msg straight to the actor's mailbox, which is what Root.Send
+// does when the root context has no sender middleware (ours has none): it
+// saves making a PID and looking the actor up a second time, on the
+// path of every answer.
 func (d *localDirectory) Tell(who Identity, msg any) bool {
-	pid, ok := d.pid(who)
+	proc, ok := d.sys.ProcessRegistry.GetLocal(actorName(who))
 	if !ok {
 		return false
 	}
-	d.sys.Root.Send(pid, msg)
+	proc.SendUserMessage(nil, msg)
 	return true
 }
 
 func (d *localDirectory) Alive(who Identity) bool {
-	_, ok := d.pid(who)
+	_, ok := d.sys.ProcessRegistry.GetLocal(actorName(who))
 	return ok
 }

@@ -597,12 +597,23 @@ func TestAnswersSayWhenProofsAreReusable(t *testing.T) {
 		store.mu.Lock()
 		store.stall = make(chan struct{})
 		store.mu.Unlock()
+		// The caller leaves while the contract's actor is stuck in its
+		// commit, still holding the proof.
 		c := cs[2]
-		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		reusable, err = n.AnswerReusable(short, raw, c.FileHash, prove(t, c, c.Challenge))
+		short, cancel := context.WithCancel(ctx)
+		type result struct {
+			reusable bool
+			err      error
+		}
+		res := make(chan result)
+		go func() {
+			reusable, err := n.AnswerReusable(short, raw, c.FileHash, prove(t, c, c.Challenge))
+			res <- result{reusable, err}
+		}()
+		synctest.Wait() // the actor is blocked in the stalled commit
 		cancel()
-		if !errors.Is(err, sluice.ErrUnavailable) || reusable {
-			t.Errorf("answer cut short while its commit stalls: got reusable %v, %v; want unavailable and not reusable", reusable, err)
+		if r := <-res; !errors.Is(r.err, sluice.ErrUnavailable) || r.reusable {
+			t.Errorf("answer cut short while its commit stalls: got reusable %v, %v; want unavailable and not reusable", r.reusable, r.err)
 		}
 		close(store.stall)
 		synctest.Wait()
