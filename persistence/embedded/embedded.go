@@ -81,11 +81,16 @@ type Store struct {
 	// the segment that is not active for reuse.
 	ckDone chan struct{}
 
-	// mu guards mem: every record in the log that a finished checkpoint
-	// has not yet copied into bbolt, at the highest version logged. A
-	// record is removed once a checkpoint has applied that version.
-	mu  sync.RWMutex
-	mem map[memKey]sluice.Record
+	// mu guards the two maps of records that are in the log but may not
+	// be in bbolt yet, each at the highest version logged: cur holds what
+	// the active segment logged, prev what the other segment logged, which
+	// the running checkpoint is copying into bbolt. prev is never changed,
+	// only replaced: a rotation moves cur to prev in one step, so it costs
+	// nothing however many records there are, and a finished checkpoint
+	// drops prev. Reads take the higher version of the two and bbolt's.
+	mu   sync.RWMutex
+	cur  map[memKey]sluice.Record
+	prev map[memKey]sluice.Record
 
 	jobs    chan checkpoint
 	hurry   atomic.Bool   // a Write waits for the running checkpoint: no pauses
@@ -94,7 +99,7 @@ type Store struct {
 	stopped chan struct{} // closed when the checkpointer has returned
 }
 
-// memKey identifies a record in mem.
+// memKey identifies a record in cur or prev.
 type memKey struct {
 	kind sluice.RecordKind
 	id   string
@@ -102,7 +107,11 @@ type memKey struct {
 
 // checkpoint is one segment's records to copy into bbolt.
 type checkpoint struct {
-	recs []sluice.Record
+	recs map[memKey]sluice.Record // prev: not changed while the checkpoint runs
+	seg  int                      // the segment they were logged in
+	// next is the epoch the segment gets once its records are in bbolt,
+	// ready for the rotation after the next one.
+	next uint64
 	done chan struct{}
 }
 
@@ -136,7 +145,7 @@ func open(dir string, log *zap.Logger, segBytes int64) (*Store, error) {
 		db:       db,
 		log:      log,
 		segBytes: segBytes,
-		mem:      map[memKey]sluice.Record{},
+		cur:      map[memKey]sluice.Record{},
 		jobs:     make(chan checkpoint, 1),
 		quit:     make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -184,26 +193,23 @@ func (s *Store) recover(dir string) error {
 			return fmt.Errorf("replay log: %w", err)
 		}
 	}
-	if len(s.mem) > 0 {
-		recs := make([]sluice.Record, 0, len(s.mem))
-		for _, r := range s.mem {
-			recs = append(recs, r)
-		}
-		sortRecords(recs)
+	if len(s.cur) > 0 {
+		recs := sorted(s.cur)
 		var scratch []byte
 		for c := range slices.Chunk(recs, checkpointChunk) {
 			if err := s.apply(c, &scratch); err != nil {
 				return fmt.Errorf("checkpoint the replayed log: %w", err)
 			}
 		}
-		clear(s.mem)
+		clear(s.cur)
 		s.log.Info(evReplayed, zap.Int("records", frames), zap.Int("applied", len(recs)),
 			zap.Duration("took", time.Since(start)))
 	}
-	// Everything in both segments is now in bbolt: start segment 0 afresh
-	// and mark segment 1 empty, with epochs no frame in either file has.
-	epoch := max(s.segs[0].epoch, s.segs[1].epoch) + 2
-	if err := s.segs[1].reset(epoch - 1); err != nil {
+	// Everything in both segments is now in bbolt: start segment 0 afresh,
+	// and make segment 1 empty and ready for the first rotation, with
+	// epochs no frame in either file has.
+	epoch := max(s.segs[0].epoch, s.segs[1].epoch) + 1
+	if err := s.segs[1].reset(epoch + 1); err != nil {
 		return fmt.Errorf("reset log: %w", err)
 	}
 	if err := s.segs[0].reset(epoch); err != nil {
@@ -223,15 +229,40 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// remember puts r into mem unless mem already holds its id at the same or
+// remember puts r into cur unless cur already holds its id at the same or
 // a newer version (the first of equal versions stays, as in bbolt). The
 // caller holds mu, or is the only one using the store.
 func (s *Store) remember(r sluice.Record) {
 	k := memKey{r.Kind, r.ID}
-	if old, ok := s.mem[k]; ok && old.Version >= r.Version {
+	if old, ok := s.cur[k]; ok && old.Version >= r.Version {
 		return
 	}
-	s.mem[k] = r
+	s.cur[k] = r
+}
+
+// logged returns the record as the log has it, if it is in cur or prev:
+// the higher version, prev's on a tie (it was logged first). The caller
+// holds mu.
+func (s *Store) logged(k memKey) (sluice.Record, bool) {
+	c, inCur := s.cur[k]
+	p, inPrev := s.prev[k]
+	if inCur && (!inPrev || c.Version > p.Version) {
+		return c, true
+	}
+	return p, inPrev
+}
+
+// sorted returns m's records sorted by kind and id, the order of bbolt's
+// pages.
+func sorted(m map[memKey]sluice.Record) []sluice.Record {
+	recs := make([]sluice.Record, 0, len(m))
+	for _, r := range m {
+		recs = append(recs, r)
+	}
+	slices.SortFunc(recs, func(a, b sluice.Record) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID))
+	})
+	return recs
 }
 
 // Path is the database file's path.
@@ -313,9 +344,10 @@ func (s *Store) Write(ctx context.Context, recs []sluice.Record) error {
 	return nil
 }
 
-// rotate moves the log to the other segment and hands what mem holds to
-// the checkpointer. It first waits for the previous checkpoint, which
-// frees that segment. The caller holds wmu.
+// rotate moves the log to the other segment and hands the records the
+// active one logged to the checkpointer. It first waits for the previous
+// checkpoint, which frees that segment (and usually has reset it for
+// reuse already). The caller holds wmu.
 func (s *Store) rotate(ctx context.Context) error {
 	s.hurry.Store(true)
 	select {
@@ -323,24 +355,23 @@ func (s *Store) rotate(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%w (%w)", errBehind, ctx.Err())
 	}
-	next := 1 - s.active
-	if err := s.segs[next].reset(s.segs[s.active].epoch + 1); err != nil {
-		s.failed = err
-		return err
+	old, next := s.active, 1-s.active
+	epoch := s.segs[old].epoch + 1
+	if s.segs[next].epoch != epoch {
+		if err := s.segs[next].reset(epoch); err != nil {
+			s.failed = err
+			return err
+		}
 	}
 	s.active, s.off = next, walHeaderSize
 	s.filled.Store(s.off)
-	// mem now holds exactly what the other segment logged that bbolt may
-	// lack (the previous checkpoint removed what it applied).
-	s.mu.RLock()
-	recs := make([]sluice.Record, 0, len(s.mem))
-	for _, r := range s.mem {
-		recs = append(recs, r)
-	}
-	s.mu.RUnlock()
+	s.mu.Lock()
+	s.prev, s.cur = s.cur, make(map[memKey]sluice.Record, len(s.cur))
+	recs := s.prev
+	s.mu.Unlock()
 	done := make(chan struct{})
 	s.ckDone = done
-	s.jobs <- checkpoint{recs: recs, done: done}
+	s.jobs <- checkpoint{recs: recs, seg: old, next: epoch + 1, done: done}
 	return nil
 }
 
@@ -364,15 +395,15 @@ const checkpointRest = 8
 // checkpointer applies each rotated segment's records to bbolt, retrying
 // a failed checkpoint (a full disk, say) until it succeeds or Close asks it
 // to stop. Until a checkpoint succeeds its records stay in the log and in
-// mem, served from there.
+// memory (prev), served from there.
 func (s *Store) checkpointer() {
 	defer close(s.stopped)
 	var scratch []byte
 	for job := range s.jobs {
 		start := time.Now()
 		s.hurry.Store(false)
-		sortRecords(job.recs)
-		for rest, wait := job.recs, 100*time.Millisecond; len(rest) > 0; {
+		recs := sorted(job.recs)
+		for rest, wait := recs, 100*time.Millisecond; len(rest) > 0; {
 			chunk := rest[:min(len(rest), checkpointChunk)]
 			t0 := time.Now()
 			if err := s.apply(chunk, &scratch); err != nil {
@@ -387,7 +418,6 @@ func (s *Store) checkpointer() {
 				continue
 			}
 			took := time.Since(t0)
-			s.forget(chunk)
 			rest = rest[len(chunk):]
 			// Rest (see checkpointRest), unless a Write is waiting for
 			// this checkpoint to free its segment or the store is closing.
@@ -398,7 +428,17 @@ func (s *Store) checkpointer() {
 				}
 			}
 		}
-		s.log.Info(evCheckpoint, zap.Int("records", len(job.recs)), zap.Duration("took", time.Since(start)))
+		// bbolt has every record now: reads no longer need prev.
+		s.mu.Lock()
+		s.prev = nil
+		s.mu.Unlock()
+		// Make the segment ready for its next turn now, rather than in the
+		// rotation, which holds up every Write while it runs. If this
+		// fails, the rotation tries again.
+		if err := s.segs[job.seg].reset(job.next); err != nil {
+			s.log.Warn(evCheckpointFailed, zap.String("detail", "reset the checkpointed log segment"), zap.Error(err))
+		}
+		s.log.Info(evCheckpoint, zap.Int("records", len(recs)), zap.Duration("took", time.Since(start)))
 		close(job.done)
 	}
 }
@@ -410,26 +450,6 @@ func (s *Store) checkpointer() {
 func (s *Store) rest(took time.Duration) time.Duration {
 	room := 1 - float64(s.filled.Load())/float64(s.segBytes)
 	return time.Duration(float64(took) * checkpointRest * max(room, 0))
-}
-
-// sortRecords sorts recs by kind and id, the order of bbolt's pages.
-func sortRecords(recs []sluice.Record) {
-	slices.SortFunc(recs, func(a, b sluice.Record) int {
-		return cmp.Or(cmp.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID))
-	})
-}
-
-// forget removes from mem the records a checkpoint applied, unless a newer
-// version has been logged since.
-func (s *Store) forget(recs []sluice.Record) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range recs {
-		k := memKey{r.Kind, r.ID}
-		if m, ok := s.mem[k]; ok && m.Version == r.Version {
-			delete(s.mem, k)
-		}
-	}
 }
 
 // apply copies recs into bbolt in one fsync'd transaction, skipping any
@@ -512,13 +532,19 @@ func (s *Store) apply(recs []sluice.Record, scratch *[]byte) error {
 // file waits for open read transactions, and a Write may wait for the
 // checkpoint). Records passed to fn are copies and may be kept.
 func (s *Store) Live(ctx context.Context, kind sluice.RecordKind, fn func(sluice.Record) error) error {
-	// mem and the bbolt snapshot are taken together under mu: a checkpoint
-	// commits before it removes what it applied from mem, so a record is
-	// always in one or the other.
+	// The logged records and the bbolt snapshot are taken together under
+	// mu: a checkpoint commits to bbolt before it drops prev, so a record
+	// is always in one or the other.
 	s.mu.RLock()
 	var over []sluice.Record
-	for k, r := range s.mem {
+	for k := range s.cur {
 		if k.kind == kind {
+			r, _ := s.logged(k)
+			over = append(over, r)
+		}
+	}
+	for k, r := range s.prev {
+		if _, inCur := s.cur[k]; k.kind == kind && !inCur {
 			over = append(over, r)
 		}
 	}
@@ -535,7 +561,7 @@ func (s *Store) Live(ctx context.Context, kind sluice.RecordKind, fn func(sluice
 	return nil
 }
 
-// liveMerged walks the live bucket and over (mem's records of kind, in id
+// liveMerged walks the live bucket and over (the log's records of kind, in id
 // order) together. Of a record in both, the higher version wins (bbolt's on
 // a tie); it is passed to fn if it is live. A record only in over is
 // checked against the archive bucket the same way.
@@ -574,7 +600,7 @@ func liveMerged(ctx context.Context, tx *bolt.Tx, kind sluice.RecordKind, over [
 				r, err = decode(kind, k, v, true)
 			}
 			k, v = c.Next()
-		default: // only in mem, as far as the live bucket goes
+		default: // only in the log, as far as the live bucket goes
 			o := over[0]
 			over = over[1:]
 			r = clone(o)
@@ -615,10 +641,10 @@ func (s *Store) Get(ctx context.Context, kind sluice.RecordKind, id string) (slu
 	if err := ctx.Err(); err != nil {
 		return sluice.Record{}, err
 	}
-	// mem first: a checkpoint commits to bbolt before it removes the
-	// record from mem, so reading in this order cannot miss it.
+	// The log's records first: a checkpoint commits to bbolt before it
+	// drops prev, so reading in this order cannot miss a record.
 	s.mu.RLock()
-	m, inMem := s.mem[memKey{kind, id}]
+	m, inMem := s.logged(memKey{kind, id})
 	s.mu.RUnlock()
 	var (
 		r     sluice.Record

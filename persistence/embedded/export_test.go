@@ -35,11 +35,11 @@ func (s *Store) Crash() {
 }
 
 // Logged reports whether the record is still held in memory, waiting for a
-// checkpoint to copy it into bbolt.
+// checkpoint to copy it into bbolt (or in the middle of one).
 func (s *Store) Logged(kind sluice.RecordKind, id string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, ok := s.mem[memKey{kind, id}]
+	_, ok := s.logged(memKey{kind, id})
 	return ok
 }
 
