@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,11 @@ type answerResult struct {
 	BatchCPUus       float64   `json:"batch_node_cpu_us_per_proof"`
 	BatchRefused     int64     `json:"batch_not_accepted"`
 	BatchBaseRowSize float64   `json:"batch_baseline_row_bytes"`
+	// The raw write's own CPU per row, both sides (this process, and the
+	// PostgreSQL backend that ran the COPY), the median of the rounds: a
+	// node has to spend at least this and a proof's decode+verify on
+	// every proof, which bounds what the machine allows.
+	BatchBaseCPUus float64 `json:"batch_baseline_cpu_us_per_row"`
 
 	// (3) open-loop constant rate at half of (1).
 	LatencyRate      float64 `json:"latency_rate_per_s"`
@@ -216,7 +222,7 @@ func answerBench(args []string) error {
 	}
 	var batchTook time.Duration
 	var batchCPU int64
-	var baseRates []float64
+	var baseRates, rawCPU []float64
 	for r := range *rounds {
 		part := batchReqs[r*len(batchReqs) / *rounds : (r+1)*len(batchReqs) / *rounds]
 		phase(fmt.Sprintf("phase 2, round %d: batches", r+1))
@@ -226,22 +232,24 @@ func answerBench(args []string) error {
 		batchTook += took
 		res.BatchRefused += refused
 		phase(fmt.Sprintf("phase 2, round %d: baseline", r+1))
-		var rate float64
+		var rate, cpu float64
 		if schemaURL != "" {
-			rate, err = copyFromBaseline(ctx, schemaURL, rows)
+			rate, cpu, err = copyFromBaseline(ctx, schemaURL, rows)
 		} else {
-			rate, err = boltBaseline(filepath.Join(dir, "baseline.db"), rows)
+			rate, cpu, err = boltBaseline(filepath.Join(dir, "baseline.db"), rows)
 		}
 		if err != nil {
 			return fmt.Errorf("batch baseline: %w", err)
 		}
 		baseRates = append(baseRates, rate)
+		rawCPU = append(rawCPU, cpu)
 	}
 	res.BatchCPUus = float64(batchCPU) * 1e4 / float64(*batchProofs)
 	res.BatchPerSec = float64(*batchProofs) / batchTook.Seconds()
 	res.BatchBaseRounds = baseRates
 	res.BatchBasePerSec = median(append([]float64(nil), baseRates...))
 	res.BatchRatio = res.BatchPerSec / res.BatchBasePerSec
+	res.BatchBaseCPUus = median(rawCPU)
 
 	// (3) Open loop at half the rate of (1): the baseline first at the
 	// same rate and with the same bodies, then the node.
@@ -696,17 +704,25 @@ func rowBytes(rows []sluice.Record) float64 {
 }
 
 // copyFromBaseline is raw pgx CopyFrom of rows into an empty copy of the
-// node's snapshots table: append only, no upsert, no version check.
-func copyFromBaseline(ctx context.Context, url string, rows []sluice.Record) (float64, error) {
+// node's snapshots table: append only, no upsert, no version check. It
+// returns rows per second and the CPU microseconds per row of this process
+// and of the backend that ran the COPY (PostgreSQL on this machine; 0 for
+// the backend's share when its /proc entry cannot be read).
+func copyFromBaseline(ctx context.Context, url string, rows []sluice.Record) (float64, float64, error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS snapshots_copy; CREATE TABLE snapshots_copy (LIKE snapshots INCLUDING ALL)"); err != nil {
-		return 0, err
+		return 0, 0, err
+	}
+	var backend int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		return 0, 0, err
 	}
 	cols := []string{"kind", "id", "owner", "version", "live", "state"}
+	self0, back0 := cpuSeconds(), runNanos(backend)
 	start := time.Now()
 	n, err := conn.CopyFrom(ctx, pgx.Identifier{"snapshots_copy"}, cols,
 		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
@@ -714,22 +730,39 @@ func copyFromBaseline(ctx context.Context, url string, rows []sluice.Record) (fl
 			return []any{int16(r.Kind), r.ID, r.Owner, int64(r.Version), r.Live, r.State}, nil
 		}))
 	took := time.Since(start)
+	cpu := cpuSeconds() - self0 + float64(runNanos(backend)-back0)/1e9
 	if err != nil || n != int64(len(rows)) {
-		return 0, fmt.Errorf("CopyFrom: %d rows, %v", n, err)
+		return 0, 0, fmt.Errorf("CopyFrom: %d rows, %v", n, err)
 	}
-	return float64(len(rows)) / took.Seconds(), nil
+	return float64(len(rows)) / took.Seconds(), cpu * 1e6 / float64(len(rows)), nil
+}
+
+// runNanos is how long a single-threaded process has run on a CPU, in
+// nanoseconds (the first field of /proc/PID/schedstat), or 0.
+func runNanos(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(f[0], 10, 64)
+	return n
 }
 
 // boltBaseline is the embedded store's twin: one bbolt transaction putting
 // rows, encoded as the store encodes them, into a fresh file; the commit
-// fsyncs.
-func boltBaseline(path string, rows []sluice.Record) (float64, error) {
+// fsyncs. It returns rows per second and the CPU microseconds per row.
+func boltBaseline(path string, rows []sluice.Record) (float64, float64, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.Remove(path)
 	defer db.Close()
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	err = db.Update(func(tx *bolt.Tx) error {
 		bk, err := tx.CreateBucketIfNotExists([]byte("snap/contract/live"))
@@ -748,10 +781,11 @@ func boltBaseline(path string, rows []sluice.Record) (float64, error) {
 		return nil
 	})
 	took := time.Since(start)
+	cpu := cpuSeconds() - cpu0
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return float64(len(rows)) / took.Seconds(), nil
+	return float64(len(rows)) / took.Seconds(), cpu * 1e6 / float64(len(rows)), nil
 }
 
 // checkAcks asks the node for the state of every acknowledged contract and
