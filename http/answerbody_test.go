@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -162,5 +163,15 @@ func TestSizeHint(t *testing.T) {
 		if got := sizeHint(r, 16<<20); got != c.want {
 			t.Errorf("Content-Length %d %q: hint %d, want %d", c.length, c.enc, got, c.want)
 		}
+	}
+}
+
+// writeOK writes exactly what writeJSON writes for the same value.
+func TestWriteOKIsWriteJSON(t *testing.T) {
+	a, b := httptest.NewRecorder(), httptest.NewRecorder()
+	writeJSON(a, http.StatusOK, map[string]string{"status": "ok"})
+	writeOK(b)
+	if a.Code != b.Code || a.Body.String() != b.Body.String() || a.Header().Get("Content-Type") != b.Header().Get("Content-Type") {
+		t.Errorf("writeOK: %d %q %q; writeJSON: %d %q %q", b.Code, b.Body, b.Header().Get("Content-Type"), a.Code, a.Body, a.Header().Get("Content-Type"))
 	}
 }

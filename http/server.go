@@ -110,14 +110,14 @@ func New(cfg Config, m *metrics.Set, log *zap.Logger) *Server {
 	r.Use(s.observe, cors)
 	s.uploaderRoutes(r) // GET / is the storage list: a 2xx, as farmers need
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeOK(w)
 	})
 	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !s.ready.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, errorBody{Status: "error", Message: "not ready"})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeOK(w)
 	})
 	r.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	for _, prefix := range []string{"/api/downstream", "/api/downstream/v1"} {
