@@ -59,6 +59,8 @@ const (
 	evReplayed         = "store.log_replayed"
 	evCheckpoint       = "store.checkpoint"
 	evCheckpointFailed = "store.checkpoint_failed"
+	evCorrupt          = "store.corrupt_value"
+	evBadHeader        = "store.log_header_unreadable"
 )
 
 // Store is a snapshot store in one bbolt file behind a write-ahead log. It
@@ -96,6 +98,7 @@ type Store struct {
 	hurry   atomic.Bool   // a Write waits for the running checkpoint: no pauses
 	filled  atomic.Int64  // off, for the checkpointer's pace
 	quit    chan struct{} // closed by Close: a failing checkpoint stops retrying
+	quitter sync.Once     // closes quit
 	stopped chan struct{} // closed when the checkpointer has returned
 }
 
@@ -172,9 +175,13 @@ func open(dir string, log *zap.Logger, segBytes int64) (*Store, error) {
 // epoch newer than any in the files.
 func (s *Store) recover(dir string) error {
 	for i := range s.segs {
-		g, err := openSegment(dir, i)
+		g, bad, err := openSegment(dir, i)
 		if err != nil {
 			return fmt.Errorf("open log: %w", err)
+		}
+		if bad {
+			s.log.Warn(evBadHeader, zap.String("file", g.f.Name()),
+				zap.String("detail", "taken as empty: a header is rewritten only after its segment was checkpointed, so this is a rewrite the process did not finish"))
 		}
 		s.segs[i] = g
 	}
@@ -209,10 +216,10 @@ func (s *Store) recover(dir string) error {
 	// and make segment 1 empty and ready for the first rotation, with
 	// epochs no frame in either file has.
 	epoch := max(s.segs[0].epoch, s.segs[1].epoch) + 1
-	if err := s.segs[1].reset(epoch + 1); err != nil {
+	if err := s.segs[1].reset(epoch+1, s.segBytes); err != nil {
 		return fmt.Errorf("reset log: %w", err)
 	}
-	if err := s.segs[0].reset(epoch); err != nil {
+	if err := s.segs[0].reset(epoch, s.segBytes); err != nil {
 		return fmt.Errorf("reset log: %w", err)
 	}
 	s.active, s.off = 0, walHeaderSize
@@ -326,11 +333,14 @@ func (s *Store) Write(ctx context.Context, recs []sluice.Record) error {
 	}
 	g := &s.segs[s.active]
 	frame := encodeFrame(recs, g.epoch, size, logged)
-	if _, err := g.f.WriteAt(frame, s.off); err != nil {
-		s.failed = err
+	if _, err := writeFile(g.f, frame, s.off); err != nil {
+		// Not sticky, unlike a failed sync: the next frame goes at the same
+		// offset, and whatever part of this one reached the file lies
+		// past its end, where a torn frame would (a full disk that gets
+		// space back is the usual case).
 		return fmt.Errorf("embedded store: write: %w", err)
 	}
-	if err := datasync(g.f); err != nil {
+	if err := syncFile(g.f); err != nil {
 		s.failed = err
 		return fmt.Errorf("embedded store: write: %w", err)
 	}
@@ -352,13 +362,19 @@ func (s *Store) rotate(ctx context.Context) error {
 	s.hurry.Store(true)
 	select {
 	case <-s.ckDone:
-	case <-ctx.Done():
-		return fmt.Errorf("%w (%w)", errBehind, ctx.Err())
+	default:
+		select {
+		case <-s.ckDone:
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%w)", errBehind, ctx.Err())
+		case <-s.quit:
+			return errClosed
+		}
 	}
 	old, next := s.active, 1-s.active
 	epoch := s.segs[old].epoch + 1
 	if s.segs[next].epoch != epoch {
-		if err := s.segs[next].reset(epoch); err != nil {
+		if err := s.segs[next].reset(epoch, s.segBytes); err != nil {
 			s.failed = err
 			return err
 		}
@@ -435,7 +451,7 @@ func (s *Store) checkpointer() {
 		// Make the segment ready for its next turn now, rather than in the
 		// rotation, which holds up every Write while it runs. If this
 		// fails, the rotation tries again.
-		if err := s.segs[job.seg].reset(job.next); err != nil {
+		if err := s.segs[job.seg].reset(job.next, s.segBytes); err != nil {
 			s.log.Warn(evCheckpointFailed, zap.String("detail", "reset the checkpointed log segment"), zap.Error(err))
 		}
 		s.log.Info(evCheckpoint, zap.Int("records", len(recs)), zap.Duration("took", time.Since(start)))
@@ -501,9 +517,12 @@ func (s *Store) apply(recs []sluice.Record, scratch *[]byte) error {
 			if v != nil {
 				stored, err := decodeVersion(v)
 				if err != nil {
-					return fmt.Errorf("%s %q: %w", r.Kind, r.ID, err)
-				}
-				if stored >= r.Version {
+					// Nothing to compare with: the logged record replaces
+					// it, rather than one bad value stopping every
+					// checkpoint (and every Write once the log is full).
+					s.log.Error(evCorrupt, zap.Stringer("kind", r.Kind), zap.String("id", r.ID),
+						zap.Uint64("replaced_by_version", r.Version))
+				} else if stored >= r.Version {
 					continue
 				}
 			}
@@ -682,14 +701,16 @@ func (s *Store) Get(ctx context.Context, kind sluice.RecordKind, id string) (slu
 // and the next Open replays them. Calls on a closed store fail with an
 // error wrapping sluice.ErrUnavailable.
 func (s *Store) Close() error {
+	// Before taking wmu: a Write holding it may be waiting for a failing
+	// checkpoint, which stops retrying, and the Write waiting, once quit
+	// is closed. From here a failing checkpoint gets one try.
+	s.quitter.Do(func() { close(s.quit) })
 	s.wmu.Lock()
 	if s.closed {
 		s.wmu.Unlock()
 		return nil
 	}
 	s.closed = true
-	// From here a failing checkpoint gets one try, not retries.
-	close(s.quit)
 	var errs []error
 	if s.failed == nil && s.off > walHeaderSize {
 		select {
@@ -699,13 +720,26 @@ func (s *Store) Close() error {
 				errs = append(errs, fmt.Errorf("embedded store: close: %w", err))
 			}
 		case <-s.stopped:
-			// The running checkpoint failed and gave up: everything stays
-			// in the log for the next Open.
+			// The running checkpoint failed and gave up.
 		}
 	}
 	close(s.jobs)
+	failed := s.failed
 	s.wmu.Unlock()
 	<-s.stopped
+	// Say so when sluice.db alone is not complete: the log still holds
+	// records (the next Open replays them), and a copy of the data dir
+	// needs its segment files too.
+	select {
+	case <-s.ckDone:
+		if failed != nil {
+			errs = append(errs, fmt.Errorf("embedded store: close: a log write failed earlier (%w); keep the %s.* files with %s, the next start replays them: %w",
+				failed, walPrefix, FileName, sluice.ErrUnavailable))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("embedded store: close: the last checkpoint failed; keep the %s.* files with %s, the next start replays them: %w",
+			walPrefix, FileName, sluice.ErrUnavailable))
+	}
 	for _, g := range s.segs {
 		errs = append(errs, g.f.Close())
 	}

@@ -1,6 +1,10 @@
 package embedded
 
 import (
+	"errors"
+	"os"
+	"syscall"
+
 	"go.uber.org/zap"
 
 	"github.com/sluicehq/sluice"
@@ -17,9 +21,9 @@ func OpenSegmented(dir string, log *zap.Logger, segBytes int64) (*Store, error) 
 // checkpoint, nothing more written; a checkpoint already under way
 // finishes or not, as it would have before the kill.
 func (s *Store) Crash() {
+	s.quitter.Do(func() { close(s.quit) })
 	s.wmu.Lock()
 	s.closed = true
-	close(s.quit)
 	// Drop a checkpoint that was handed over but not started.
 	select {
 	case <-s.jobs:
@@ -49,4 +53,40 @@ func (s *Store) BreakLog() {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.segs[s.active].f.Close()
+}
+
+// FailSyncs makes every later log sync fail, as a failing disk would,
+// until the returned func restores them.
+func FailSyncs() (restore func()) {
+	syncFile = func(*os.File) error { return errors.New("injected: sync failed") }
+	return func() { syncFile = datasync }
+}
+
+// BreakBolt closes the bbolt file under the store, so every checkpoint
+// fails from then on.
+func (s *Store) BreakBolt() { s.db.Close() }
+
+// WaitingForCheckpoint reports whether a Write is waiting in a rotation
+// for the running checkpoint to finish.
+func (s *Store) WaitingForCheckpoint() bool {
+	if !s.hurry.Load() {
+		return false
+	}
+	select {
+	case <-s.ckDone:
+		return false
+	default:
+		return true
+	}
+}
+
+// FailWrites makes every later log write put the first half of its bytes
+// in the file and then fail with ENOSPC, as a disk filling up would, until
+// the returned func restores them.
+func FailWrites() (restore func()) {
+	writeFile = func(f *os.File, b []byte, off int64) (int, error) {
+		n, _ := f.WriteAt(b[:len(b)/2], off)
+		return n, syscall.ENOSPC
+	}
+	return func() { writeFile = (*os.File).WriteAt }
 }

@@ -52,8 +52,18 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// syncFile and writeFile are datasync and os.File.WriteAt, as variables
+// so that a test can make them fail as a failing disk would.
+var (
+	syncFile  = datasync
+	writeFile = (*os.File).WriteAt
+)
+
+// walPrefix names the segment files: sluice.wal.0 and sluice.wal.1.
+const walPrefix = "sluice.wal"
+
 // segmentName is the file name of segment i (0 or 1).
-func segmentName(i int) string { return "sluice.wal." + strconv.Itoa(i) }
+func segmentName(i int) string { return walPrefix + "." + strconv.Itoa(i) }
 
 // segment is one of the log's two files.
 type segment struct {
@@ -62,29 +72,37 @@ type segment struct {
 }
 
 // openSegment opens (creating if needed) segment i in dir and reads its
-// epoch.
-func openSegment(dir string, i int) (segment, error) {
+// epoch. badHeader reports a header that is there but unreadable: a
+// header torn while it was being rewritten, which happens only after the
+// segment's records were checkpointed, so the segment is taken as empty.
+func openSegment(dir string, i int) (g segment, badHeader bool, err error) {
 	f, err := os.OpenFile(filepath.Join(dir, segmentName(i)), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return segment{}, err
+		return segment{}, false, err
 	}
 	var h [20]byte
 	n, err := f.ReadAt(h[:], 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		f.Close()
-		return segment{}, err
+		return segment{}, false, err
 	}
-	g := segment{f: f}
+	g = segment{f: f}
 	if n == len(h) && string(h[:8]) == walMagic &&
 		binary.LittleEndian.Uint32(h[16:]) == crc32.Checksum(h[:16], castagnoli) {
 		g.epoch = binary.LittleEndian.Uint64(h[8:16])
 	}
-	return g, nil
+	return g, g.epoch == 0 && n > 0, nil
 }
 
 // reset makes the segment empty with a new epoch: every frame already in
-// the file carries an older epoch, so none of them is read again.
-func (g *segment) reset(epoch uint64) error {
+// the file carries an older epoch, so none of them is read again. A file
+// that one big frame took past size is cut back to it.
+func (g *segment) reset(epoch uint64, size int64) error {
+	if fi, err := g.f.Stat(); err == nil && fi.Size() > size {
+		if err := g.f.Truncate(size); err != nil {
+			return err
+		}
+	}
 	var h [20]byte
 	copy(h[:8], walMagic)
 	binary.LittleEndian.PutUint64(h[8:16], epoch)
@@ -92,7 +110,7 @@ func (g *segment) reset(epoch uint64) error {
 	if _, err := g.f.WriteAt(h[:], 0); err != nil {
 		return err
 	}
-	if err := datasync(g.f); err != nil {
+	if err := syncFile(g.f); err != nil {
 		return err
 	}
 	g.epoch = epoch
@@ -100,9 +118,11 @@ func (g *segment) reset(epoch uint64) error {
 }
 
 // replay calls fn for every record of every frame in the segment, in the
-// order they were written. Records passed to fn point into one buffer that
-// replay does not reuse. A frame whose crc holds but whose payload does not
-// decode is corruption, not a torn write, and fails replay.
+// order they were written. It reads one frame at a time, so it stops
+// after a few bytes at the end of the log however big the file is.
+// Records passed to fn point into their frame's buffer, which replay does
+// not reuse. A frame whose crc holds but whose payload does not decode is
+// corruption, not a torn write, and fails replay.
 func (g *segment) replay(fn func(sluice.Record)) error {
 	if g.epoch == 0 {
 		return nil
@@ -111,23 +131,29 @@ func (g *segment) replay(fn func(sluice.Record)) error {
 	if err != nil {
 		return err
 	}
-	if fi.Size() <= walHeaderSize {
-		return nil
-	}
-	buf := make([]byte, fi.Size())
-	if _, err := io.ReadFull(io.NewSectionReader(g.f, 0, fi.Size()), buf); err != nil {
-		return err
-	}
-	for off := walHeaderSize; ; {
-		payload, ok := frameAt(buf, off, g.epoch)
+	var h [frameHeaderSize]byte
+	for off := int64(walHeaderSize); off+frameHeaderSize <= fi.Size(); {
+		if _, err := g.f.ReadAt(h[:], off); err != nil {
+			return err
+		}
+		n := int64(binary.LittleEndian.Uint32(h[:]))
+		if n > maxFrame || n > fi.Size()-off-frameHeaderSize || binary.LittleEndian.Uint64(h[8:]) != g.epoch {
+			return nil
+		}
+		buf := make([]byte, frameHeaderSize+n)
+		if _, err := g.f.ReadAt(buf, off); err != nil {
+			return err
+		}
+		payload, ok := frameAt(buf, 0, g.epoch)
 		if !ok {
 			return nil
 		}
 		if err := decodeFrame(payload, fn); err != nil {
 			return fmt.Errorf("%s at offset %d: %w", g.f.Name(), off, err)
 		}
-		off += frameHeaderSize + len(payload)
+		off += frameHeaderSize + n
 	}
+	return nil
 }
 
 // frameAt returns the payload of the frame at buf[off:], or false if there

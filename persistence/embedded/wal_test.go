@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,20 +59,10 @@ func (m model) write(recs ...sluice.Record) {
 // check compares the store's Get and Live with the model.
 func (m model) check(t *testing.T, s *embedded.Store) {
 	t.Helper()
-	ctx := context.Background()
-	for id, want := range m {
-		got, err := s.Get(ctx, want.Kind, id)
-		if err != nil {
-			t.Fatalf("Get(%q): %v", id, err)
-		}
-		if got.Version != want.Version || got.Live != want.Live || got.Owner != want.Owner || !bytes.Equal(got.State, want.State) {
-			t.Fatalf("Get(%q): got version %d live %v state %q, want version %d live %v state %q",
-				id, got.Version, got.Live, got.State, want.Version, want.Live, want.State)
-		}
-	}
+	m.checkGets(t, s)
 	listed := map[string]bool{}
 	last := ""
-	err := s.Live(ctx, sluice.KindContract, func(r sluice.Record) error {
+	err := s.Live(context.Background(), sluice.KindContract, func(r sluice.Record) error {
 		if listed[r.ID] {
 			return fmt.Errorf("%q listed twice", r.ID)
 		}
@@ -92,6 +83,22 @@ func (m model) check(t *testing.T, s *embedded.Store) {
 	for id, want := range m {
 		if want.Live && !listed[id] {
 			t.Fatalf("Live: %q (version %d) missing", id, want.Version)
+		}
+	}
+}
+
+// checkGets compares the store's Get of every record of the model, and
+// nothing else (the store may hold other records).
+func (m model) checkGets(t *testing.T, s *embedded.Store) {
+	t.Helper()
+	for id, want := range m {
+		got, err := s.Get(context.Background(), want.Kind, id)
+		if err != nil {
+			t.Fatalf("Get(%q): %v", id, err)
+		}
+		if got.Version != want.Version || got.Live != want.Live || got.Owner != want.Owner || !bytes.Equal(got.State, want.State) {
+			t.Fatalf("Get(%q): got version %d live %v state %.40q, want version %d live %v state %.40q",
+				id, got.Version, got.Live, got.State, want.Version, want.Live, want.State)
 		}
 	}
 }
@@ -261,7 +268,11 @@ func fileSize(t *testing.T, path string) int64 {
 
 func write(t *testing.T, s *embedded.Store, recs ...sluice.Record) {
 	t.Helper()
-	if err := s.Write(context.Background(), recs); err != nil {
+	// Bounded: a Write that waits for a checkpoint that never ends fails
+	// the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Write(ctx, recs); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 }
@@ -400,7 +411,9 @@ func TestCheckpointsUnderConcurrentUse(t *testing.T) {
 	acked.check(t, s)
 }
 
-func TestFailedLogWriteStopsWrites(t *testing.T) {
+// A log write that fails is not acknowledged, and the log goes on: a full
+// disk that gets space back does not stop the store.
+func TestFailedLogWriteIsNotAcknowledged(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ok := contractRec("ok", 1, true)
@@ -409,17 +422,182 @@ func TestFailedLogWriteStopsWrites(t *testing.T) {
 	if err := s.Write(context.Background(), []sluice.Record{contractRec("lost", 1, true)}); err == nil {
 		t.Fatal("Write on a broken log: got nil error")
 	}
-	// The file may now hold anything: nothing more is acknowledged.
-	err := s.Write(context.Background(), []sluice.Record{contractRec("later", 1, true)})
-	if !errors.Is(err, sluice.ErrUnavailable) {
-		t.Fatalf("Write after a failed log write: got %v, want ErrUnavailable", err)
+	if _, err := s.Get(context.Background(), sluice.KindContract, "lost"); !errors.Is(err, sluice.ErrNotFound) {
+		t.Fatalf("Get(lost): got %v, want not found: its write failed", err)
 	}
-	// Reads still answer from what was acknowledged.
 	model{"ok": ok}.check(t, s)
-	s.Close()
+	s.Close() // the broken file's Close fails too
 	s = open(t, dir)
 	defer s.Close()
 	model{"ok": ok}.check(t, s)
+	write(t, s, contractRec("later", 1, true))
+}
+
+// A full disk that gets space back does not stop the store: the half
+// frame a failed write left is overwritten or ends the log, like a torn
+// write.
+func TestFullDiskIsNotSticky(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	m := model{}
+	first := contractRec("first", 1, true)
+	write(t, s, first)
+	m.write(first)
+	restore := embedded.FailWrites()
+	failed := contractRec("failed", 1, true)
+	failed.State = bytes.Repeat([]byte{'z'}, 3000) // longer than what follows
+	err := s.Write(context.Background(), []sluice.Record{failed})
+	restore()
+	if err == nil {
+		t.Fatal("Write on a full disk: got nil error")
+	}
+	second := contractRec("second", 1, true)
+	write(t, s, second)
+	m.write(second)
+	m.check(t, s)
+	s.Crash()
+	s = open(t, dir)
+	defer s.Close()
+	m.check(t, s)
+}
+
+// A failed sync leaves what the file holds unknown: no later write is
+// acknowledged, and Close says the log must be kept.
+func TestFailedSyncStopsWrites(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ok := contractRec("ok", 1, true)
+	write(t, s, ok)
+	restore := embedded.FailSyncs()
+	err := s.Write(context.Background(), []sluice.Record{contractRec("unsure", 1, true)})
+	restore()
+	if err == nil {
+		t.Fatal("Write whose sync failed: got nil error")
+	}
+	err = s.Write(context.Background(), []sluice.Record{contractRec("later", 1, true)})
+	if !errors.Is(err, sluice.ErrUnavailable) {
+		t.Fatalf("Write after a failed sync: got %v, want ErrUnavailable", err)
+	}
+	model{"ok": ok}.check(t, s)
+	if err := s.Close(); !errors.Is(err, sluice.ErrUnavailable) || !strings.Contains(err.Error(), "sluice.wal") {
+		t.Errorf("Close after a failed sync: got %v, want it to say the log files must be kept", err)
+	}
+	// The frame whose sync failed may or may not be back: it was never
+	// acknowledged either way. The later write never reached the log.
+	s = open(t, dir)
+	defer s.Close()
+	model{"ok": ok}.checkGets(t, s)
+	if _, err := s.Get(context.Background(), sluice.KindContract, "later"); !errors.Is(err, sluice.ErrNotFound) {
+		t.Errorf("Get(later): got %v, want not found", err)
+	}
+}
+
+// seedCorrupt puts a value no version can be read from into the bbolt
+// file, as a bad disk block would.
+func seedCorrupt(t *testing.T, dir, id string) {
+	t.Helper()
+	s := open(t, dir)
+	s.Close()
+	db, err := bolt.Open(filepath.Join(dir, embedded.FileName), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(fmt.Sprintf("snap/%d/live", sluice.KindContract)))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), []byte{0xff})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// One unreadable value in bbolt does not stop checkpoints, nor Open after
+// a crash: the logged record replaces it.
+func TestCorruptStoredValueIsReplaced(t *testing.T) {
+	dir := t.TempDir()
+	seedCorrupt(t, dir, "bad")
+	s := openSegmented(t, dir, smallSegment)
+	m := model{}
+	fixed := contractRec("bad", 5, true)
+	write(t, s, fixed)
+	m.write(fixed)
+	waitCheckpointed(t, s, "bad")
+	for i := range 200 { // through many more checkpoints
+		r := contractRec(fmt.Sprintf("c%d", i), 1, true)
+		write(t, s, r)
+		m.write(r)
+	}
+	s.Crash()
+	s = openSegmented(t, dir, smallSegment)
+	defer s.Close()
+	m.checkGets(t, s)
+}
+
+// Close does not wait for ever behind a Write that waits for a checkpoint
+// that keeps failing.
+func TestCloseIsNotHeldUpByAFailingCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	s := openSegmented(t, dir, smallSegment)
+	write(t, s, contractRec("first", 1, true))
+	// Checkpoints fail from now on: bbolt's file is closed under them.
+	s.BreakBolt()
+	writing := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			if err := s.Write(context.Background(), []sluice.Record{contractRec(fmt.Sprint("c", i), 1, true)}); err != nil {
+				writing <- err
+				return
+			}
+		}
+	}()
+	// The writer fills a segment, then waits in the rotation.
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.WaitingForCheckpoint() {
+		if time.Now().After(deadline) {
+			t.Fatal("no Write waits for the failing checkpoint after 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, sluice.ErrUnavailable) {
+			t.Errorf("Close with a failed checkpoint: got %v, want ErrUnavailable saying the log must be kept", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close still blocked after 10 s")
+	}
+	if err := <-writing; !errors.Is(err, sluice.ErrUnavailable) {
+		t.Errorf("the waiting Write: got %v, want ErrUnavailable", err)
+	}
+}
+
+// A segment that one big frame took past its size is cut back to it when
+// it is reset for its next turn.
+func TestBigFrameSegmentIsCutBack(t *testing.T) {
+	dir := t.TempDir()
+	s := openSegmented(t, dir, smallSegment)
+	defer s.Close()
+	big := contractRec("big", 1, true)
+	big.State = bytes.Repeat([]byte{'x'}, 4*smallSegment)
+	write(t, s, big)
+	seg := filepath.Join(dir, "sluice.wal.0")
+	if got := fileSize(t, seg); got <= smallSegment {
+		t.Fatalf("segment 0 after a big frame: %d bytes, want more than %d", got, smallSegment)
+	}
+	waitCheckpointed(t, s, "big")
+	for i := 0; fileSize(t, seg) > smallSegment; i++ {
+		if i > 10_000 {
+			t.Fatalf("segment 0 still %d bytes after many rotations, want at most %d", fileSize(t, seg), smallSegment)
+		}
+		write(t, s, contractRec(fmt.Sprintf("f%d", i), 1, true))
+	}
+	model{"big": big}.checkGets(t, s)
 }
 
 func TestRefusedBeforeTheLog(t *testing.T) {
