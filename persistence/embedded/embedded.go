@@ -75,8 +75,8 @@ type Store struct {
 	segs   [2]segment
 	active int   // the segment appends go to
 	off    int64 // where the next frame goes in it
-	// failed is set when a log write or sync failed: what the file holds
-	// is then unknown, so no further write is acknowledged.
+	// failed is set when a log sync (or a segment reset) failed: what the
+	// file holds is then unknown, so no further write is acknowledged.
 	failed error
 	closed bool
 	// ckDone is closed when the last checkpoint has finished, which frees
@@ -297,10 +297,11 @@ var (
 // (the first of equal ones). A record that changes its Live flag moves
 // between its kind's live and archive records.
 //
-// Write waits, at most until ctx is done, only when the active segment is
-// full and the checkpoint of the other one has not finished. After a
-// failed write or sync of the log, every Write fails: what the file holds
-// is then unknown, and only a restart, which replays it, can tell.
+// Write waits, at most until ctx is done or the store closes, only when
+// the active segment is full and the checkpoint of the other one has not
+// finished. A failed write of the frame (a full disk) fails only this
+// Write. After a failed sync every Write fails: what the file holds is
+// then unknown, and only a restart, which replays it, can tell.
 func (s *Store) Write(ctx context.Context, recs []sluice.Record) error {
 	if len(recs) == 0 {
 		return nil
