@@ -82,9 +82,18 @@ func sizeHint(r *http.Request, limit int64) int {
 // (a single answer is a 6.5 KB body), for reuse once nothing reads them.
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// readPooledBody is readBody into a buffer from bodyPool. Hand the buffer
-// to recycle once nothing refers to its bytes any more, or just drop it.
-func readPooledBody(w http.ResponseWriter, r *http.Request, limit int64) (*bytes.Buffer, error) {
+// pooledBody is a request body read into a buffer from bodyPool.
+type pooledBody struct {
+	buf *bytes.Buffer
+	// kept is set when something may still read the bytes (an actor the
+	// wait for was cut short): release then leaves the buffer to the
+	// garbage collector.
+	kept bool
+}
+
+// readPooledBody is readBody into a buffer from bodyPool. Call release
+// once nothing refers to its bytes any more.
+func readPooledBody(w http.ResponseWriter, r *http.Request, limit int64) (*pooledBody, error) {
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	buf.Grow(sizeHint(r, limit))
@@ -92,7 +101,16 @@ func readPooledBody(w http.ResponseWriter, r *http.Request, limit int64) (*bytes
 		recycle(buf)
 		return nil, bodyError(err)
 	}
-	return buf, nil
+	return &pooledBody{buf: buf}, nil
+}
+
+func (b *pooledBody) bytes() []byte { return b.buf.Bytes() }
+
+// release returns the buffer to the pool unless it is kept.
+func (b *pooledBody) release() {
+	if !b.kept {
+		recycle(b.buf)
+	}
 }
 
 // recycle returns a body buffer to the pool, unless it grew past presize

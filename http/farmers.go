@@ -406,20 +406,15 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	buf, err := readPooledBody(w, r, s.cfg.MaxBody)
+	pb, err := readPooledBody(w, r, s.cfg.MaxBody)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	// The buffer goes back to the pool after the reply, unless an actor
-	// may still read the proof in it.
-	reusable := true
-	defer func() {
-		if reusable {
-			recycle(buf)
-		}
-	}()
-	body := buf.Bytes()
+	// Back to the pool after the reply, unless an actor may still read
+	// the proof in it.
+	defer pb.release()
+	body := pb.bytes()
 	var req answerRequest
 	if p, ok := proofMember(body); ok {
 		req.Proof = p
@@ -431,7 +426,8 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, sluice.Errorf(sluice.ErrInvalid, `Posted data must be a JSON encoded proof object: {"proof": {...}}`))
 		return
 	}
-	reusable, err = e.AnswerReusable(r.Context(), raw, h, req.Proof)
+	reusable, err := e.AnswerReusable(r.Context(), raw, h, req.Proof)
+	pb.kept = !reusable
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -459,20 +455,15 @@ func (s *Server) answers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	buf, err := readPooledBody(w, r, s.cfg.MaxBody)
+	pb, err := readPooledBody(w, r, s.cfg.MaxBody)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	// The report refers to the body too: the buffer goes back to the pool
 	// once the reply is written, unless an actor may still read a proof.
-	reusable := true
-	defer func() {
-		if reusable {
-			recycle(buf)
-		}
-	}()
-	body := buf.Bytes()
+	defer pb.release()
+	body := pb.bytes()
 	var req answersRequest
 	if items, ok := proofsMembers(body); ok {
 		req.Proofs = items
@@ -504,6 +495,7 @@ func (s *Server) answers(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	errs, reusable, err := e.AnswersReusable(r.Context(), raw, items)
+	pb.kept = !reusable
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -731,15 +731,18 @@ func (s *Store) Close() error {
 	// Say so when sluice.db alone is not complete: the log still holds
 	// records (the next Open replays them), and a copy of the data dir
 	// needs its segment files too.
+	var incomplete string
 	select {
 	case <-s.ckDone:
 		if failed != nil {
-			errs = append(errs, fmt.Errorf("embedded store: close: a log write failed earlier (%w); keep the %s.* files with %s, the next start replays them: %w",
-				failed, walPrefix, FileName, sluice.ErrUnavailable))
+			incomplete = fmt.Sprintf("a log sync failed earlier (%v)", failed)
 		}
 	default:
-		errs = append(errs, fmt.Errorf("embedded store: close: the last checkpoint failed; keep the %s.* files with %s, the next start replays them: %w",
-			walPrefix, FileName, sluice.ErrUnavailable))
+		incomplete = "the last checkpoint failed"
+	}
+	if incomplete != "" {
+		errs = append(errs, fmt.Errorf("embedded store: close: %s; keep the %s.* files with %s, the next start replays them: %w",
+			incomplete, walPrefix, FileName, sluice.ErrUnavailable))
 	}
 	for _, g := range s.segs {
 		errs = append(errs, g.f.Close())
