@@ -96,6 +96,7 @@ type Store struct {
 
 	jobs    chan checkpoint
 	hurry   atomic.Bool   // a Write waits for the running checkpoint: no pauses
+	stalled atomic.Bool   // a Write is blocked in rotate (read by tests)
 	filled  atomic.Int64  // off, for the checkpointer's pace
 	quit    chan struct{} // closed by Close: a failing checkpoint stops retrying
 	quitter sync.Once     // closes quit
@@ -364,6 +365,8 @@ func (s *Store) rotate(ctx context.Context) error {
 	select {
 	case <-s.ckDone:
 	default:
+		s.stalled.Store(true)
+		defer s.stalled.Store(false)
 		select {
 		case <-s.ckDone:
 		case <-ctx.Done():

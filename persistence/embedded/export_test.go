@@ -68,17 +68,7 @@ func (s *Store) BreakBolt() { s.db.Close() }
 
 // WaitingForCheckpoint reports whether a Write is waiting in a rotation
 // for the running checkpoint to finish.
-func (s *Store) WaitingForCheckpoint() bool {
-	if !s.hurry.Load() {
-		return false
-	}
-	select {
-	case <-s.ckDone:
-		return false
-	default:
-		return true
-	}
-}
+func (s *Store) WaitingForCheckpoint() bool { return s.stalled.Load() }
 
 // FailWrites makes every later log write put the first half of its bytes
 // in the file and then fail with ENOSPC, as a disk filling up would, until
