@@ -77,7 +77,7 @@ type contractActor struct {
 func newContractProps(e *Engine) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return &contractActor{e: e} },
 		actor.WithSupervisor(entitySupervision(e.log)),
-		actor.WithMailbox(actor.UnboundedLockfree()))
+		actor.WithMailbox(actor.UnboundedLockfree()), actor.WithDispatcher(e.dispatch))
 }
 
 func (a *contractActor) Receive(c actor.Context) {

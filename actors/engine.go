@@ -142,6 +142,8 @@ type Engine struct {
 
 	managers map[sluice.RecordKind][]*actor.PID
 	props    map[sluice.RecordKind]*actor.Props
+	// dispatch runs the entities' mailboxes (see reusingDispatcher).
+	dispatch *reusingDispatcher
 	// boot holds each entity's first state from its spawn until its actor
 	// starts and takes it (Identity → *sluice.Token or *sluice.Contract).
 	boot sync.Map
@@ -184,6 +186,7 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 		stop:     make(chan struct{}),
 		pending:  map[string]bool{},
 		managers: map[sluice.RecordKind][]*actor.PID{},
+		dispatch: newReusingDispatcher(dispatchThroughput, dispatchIdle, dispatchMaxIdle),
 	}
 	e.props = map[sluice.RecordKind]*actor.Props{
 		sluice.KindToken:    newTokenProps(e),
@@ -257,6 +260,7 @@ func (e *Engine) Stop() {
 		_ = f.Wait()
 	}
 	e.sys.Shutdown()
+	e.dispatch.stop()
 }
 
 // Params are the public parameters of the proof scheme, sent as /new's

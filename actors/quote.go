@@ -87,7 +87,8 @@ type quoteActor struct {
 
 func newQuoteProps(e *Engine) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return &quoteActor{e: e} },
-		actor.WithSupervisor(entitySupervision(e.log)), actor.WithMailbox(actor.UnboundedLockfree()))
+		actor.WithSupervisor(entitySupervision(e.log)), actor.WithMailbox(actor.UnboundedLockfree()),
+		actor.WithDispatcher(e.dispatch))
 }
 
 func (a *quoteActor) Receive(c actor.Context) {

@@ -125,7 +125,7 @@ type tokenActor struct {
 // newTokenProps is shared by every token actor; see newContractProps.
 func newTokenProps(e *Engine) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return &tokenActor{e: e, live: map[sluice.FileHash]int64{}} },
-		actor.WithSupervisor(entitySupervision(e.log)))
+		actor.WithSupervisor(entitySupervision(e.log)), actor.WithDispatcher(e.dispatch))
 }
 
 func (a *tokenActor) Receive(c actor.Context) {
