@@ -44,7 +44,9 @@ func (s *statusSource) at(now time.Time) FarmerStatus {
 }
 
 // SortKeys are the status list's sort keys.
-var SortKeys = []string{"id", "address", "uptime", "heartbeats", "contracts", "size", "online"}
+var SortKeys = sortKeys[:]
+
+var sortKeys = [...]string{"id", "address", "uptime", "heartbeats", "contracts", "size", "online"}
 
 // compareValue orders two rows by one key's value alone.
 func compareValue(key string) func(a, b *FarmerStatus) int {
@@ -84,31 +86,66 @@ func boolInt(b bool) int {
 }
 
 // statusView is one rebuild of the index: every farmer's row computed at
-// one instant, sorted by every key both ways, all and online only.
+// one instant. Its orders (by every key, both ways, all and online only)
+// are sorted when first asked for, or by the rebuild itself for keys
+// asked for lately (statusIndex.asked).
 type statusView struct {
 	at    time.Time
-	byKey map[string]*sortedRows
+	built bool // false only for the empty view before the first rebuild
+	rows  []*FarmerStatus
+	keys  [len(sortKeys)]lazyRows
+}
+
+type lazyRows struct {
+	once sync.Once
+	rows sortedRows
 }
 
 type sortedRows struct {
 	asc, desc, ascOnline, descOnline []*FarmerStatus
 }
 
+// sorted returns the view's orders by SortKeys[k], sorting them on the
+// first call.
+func (v *statusView) sorted(k int) *sortedRows {
+	l := &v.keys[k]
+	l.once.Do(func() {
+		key := SortKeys[k]
+		asc := slices.Clone(v.rows)
+		slices.SortFunc(asc, compareBy(key))
+		desc := descending(asc, key)
+		l.rows = sortedRows{asc: asc, desc: desc, ascOnline: onlineOnly(asc), descOnline: onlineOnly(desc)}
+	})
+	return &l.rows
+}
+
+// askedFor is how long after a list query by a key each rebuild still
+// sorts by that key itself, so that the queries do not wait for it.
+const askedFor = time.Minute
+
 // statusIndex answers status list queries without touching the farmers:
 // token actors publish their sources as they change, and a timer rebuilds
-// the sorted view every refresh period. A list is therefore at most one
-// refresh period (plus one rebuild) stale; /status/show asks the token
-// actor and is exact.
+// the view every refresh period. A list is therefore at most one refresh
+// period (plus one rebuild) stale; /status/show asks the token actor and
+// is exact.
+//
+// A rebuild sorts only by the keys queried in the last askedFor; any other
+// order is sorted by the first query that needs it. At 100k farmers
+// sorting by all seven keys took over a second of CPU at every refresh
+// (BenchmarkStatusRebuild), whether or not anyone looked.
 type statusIndex struct {
 	mu      sync.Mutex
 	sources map[string]*statusSource
 	dirty   bool
 	view    atomic.Pointer[statusView]
+	// asked holds, per key, when a list query last asked for it (unix
+	// nanoseconds, 0 for never).
+	asked [len(sortKeys)]atomic.Int64
 }
 
 func newStatusIndex() *statusIndex {
 	x := &statusIndex{sources: map[string]*statusSource{}}
-	x.view.Store(&statusView{byKey: map[string]*sortedRows{}})
+	x.view.Store(&statusView{})
 	return x
 }
 
@@ -131,26 +168,26 @@ func (x *statusIndex) remove(id string) {
 // source changed, unless nobody is online and nothing changed.
 func (x *statusIndex) rebuild(now time.Time) {
 	x.mu.Lock()
-	rows := make([]*FarmerStatus, 0, len(x.sources))
+	rows := make([]FarmerStatus, 0, len(x.sources))
 	anyOnline := false
 	for _, s := range x.sources {
-		r := s.at(now)
-		anyOnline = anyOnline || r.Online
-		rows = append(rows, &r)
+		rows = append(rows, s.at(now))
+		anyOnline = anyOnline || rows[len(rows)-1].Online
 	}
 	dirty := x.dirty
 	x.dirty = false
 	x.mu.Unlock()
-	if !dirty && !anyOnline && len(x.view.Load().byKey) > 0 {
+	if !dirty && !anyOnline && x.view.Load().built {
 		return
 	}
-	v := &statusView{at: now, byKey: make(map[string]*sortedRows, len(SortKeys))}
-	for _, key := range SortKeys {
-		cmpFn := compareBy(key)
-		asc := slices.Clone(rows)
-		slices.SortFunc(asc, cmpFn)
-		v.byKey[key] = &sortedRows{asc: asc, desc: descending(asc, key), ascOnline: onlineOnly(asc)}
-		v.byKey[key].descOnline = onlineOnly(v.byKey[key].desc)
+	v := &statusView{at: now, built: true, rows: make([]*FarmerStatus, len(rows))}
+	for i := range rows {
+		v.rows[i] = &rows[i]
+	}
+	for k := range SortKeys {
+		if at := x.asked[k].Load(); at != 0 && now.Sub(time.Unix(0, at)) < askedFor {
+			v.sorted(k)
+		}
 	}
 	x.view.Store(v)
 }
@@ -197,13 +234,12 @@ func (x *statusIndex) list(q StatusQuery) ([]FarmerStatus, error) {
 	if q.SortBy == "" {
 		q.SortBy = "id"
 	}
-	if !slices.Contains(SortKeys, q.SortBy) {
+	k := slices.Index(SortKeys, q.SortBy)
+	if k < 0 {
 		return nil, &sluice.Error{Kind: sluice.ErrInvalid, Message: sluice.MsgInvalidSort}
 	}
-	s := x.view.Load().byKey[q.SortBy]
-	if s == nil {
-		return []FarmerStatus{}, nil
-	}
+	x.asked[k].Store(time.Now().UnixNano())
+	s := x.view.Load().sorted(k)
 	rows := s.asc
 	switch {
 	case q.Descending && q.OnlineOnly:
