@@ -1,8 +1,8 @@
 package actors
 
 import (
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -28,54 +28,90 @@ const (
 // copying a stack: 5 % of the node's CPU under single-answer load
 // (docs/benchmarks.md). A reused goroutine keeps its grown stack.
 //
-// A spare goroutine waits up to dispatchIdle for a run, and at most
-// dispatchMaxIdle wait at once, so a burst leaves nothing behind for long.
-// After stop, spare goroutines leave and every run gets a new goroutine.
+// The goroutine that became idle last gets the next run, so under a steady
+// load the same few goroutines take every run and the others, idle for
+// dispatchIdle, leave: what stays is about the runs at once, not the runs
+// a second. At most dispatchMaxIdle wait at once. After stop, waiting
+// goroutines leave and every run gets a new goroutine.
+//
+// The goroutines and their channels belong to the testing/synctest bubble
+// they were started in, if any: an Engine must be started and used within
+// one bubble, or outside any.
 type reusingDispatcher struct {
 	throughput int
 	idle       time.Duration
-	maxIdle    int32
+	maxIdle    int
 
-	work     chan func() // unbuffered: a send succeeds only to a waiting goroutine
-	waiting  atomic.Int32
-	stopped  chan struct{}
-	stopOnce sync.Once
+	mu      sync.Mutex
+	waiting []*spare // a stack: the last is the latest to become idle
+	stopped bool
+	quit    chan struct{} // closed by stop
+}
+
+// spare is a goroutine waiting for a run.
+type spare struct {
+	run    chan func() // buffered: Schedule never waits on it
+	popped bool        // taken off the stack by Schedule: a run is coming
 }
 
 var _ actor.Dispatcher = (*reusingDispatcher)(nil)
 
-func newReusingDispatcher(throughput int, idle time.Duration, maxIdle int32) *reusingDispatcher {
-	return &reusingDispatcher{throughput: throughput, idle: idle, maxIdle: maxIdle,
-		work: make(chan func()), stopped: make(chan struct{})}
+func newReusingDispatcher(throughput int, idle time.Duration, maxIdle int) *reusingDispatcher {
+	return &reusingDispatcher{throughput: throughput, idle: idle, maxIdle: maxIdle, quit: make(chan struct{})}
 }
 
-// Schedule runs fn on a waiting goroutine, or on a new one if none waits.
+// Schedule runs fn on the latest goroutine to become idle, or on a new one
+// if none waits.
 func (d *reusingDispatcher) Schedule(fn func()) {
-	select {
-	case d.work <- fn:
-	default:
-		go d.serve(fn)
+	d.mu.Lock()
+	if n := len(d.waiting); n > 0 {
+		s := d.waiting[n-1]
+		d.waiting[n-1] = nil
+		d.waiting = d.waiting[:n-1]
+		s.popped = true
+		d.mu.Unlock()
+		s.run <- fn
+		return
 	}
+	d.mu.Unlock()
+	go d.serve(fn)
 }
 
 // Throughput is the messages a mailbox handles per run.
 func (d *reusingDispatcher) Throughput() int { return d.throughput }
 
+// waitingNow is how many goroutines wait for a run.
+func (d *reusingDispatcher) waitingNow() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.waiting)
+}
+
 // stop makes the waiting goroutines leave; it may be called more than once.
 func (d *reusingDispatcher) stop() {
-	d.stopOnce.Do(func() { close(d.stopped) })
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.stopped {
+		d.stopped = true
+		close(d.quit)
+	}
 }
 
 // serve runs fn, then waits for further runs until it has waited idle for
 // nothing, enough others wait already, or the dispatcher stops.
 func (d *reusingDispatcher) serve(fn func()) {
-	fn()
+	s := &spare{run: make(chan func(), 1)}
 	var t *time.Timer
 	for {
-		if d.waiting.Add(1) > d.maxIdle {
-			d.waiting.Add(-1)
+		fn()
+		d.mu.Lock()
+		if d.stopped || len(d.waiting) >= d.maxIdle {
+			d.mu.Unlock()
 			return
 		}
+		s.popped = false
+		d.waiting = append(d.waiting, s)
+		d.mu.Unlock()
 		if t == nil {
 			t = time.NewTimer(d.idle)
 			defer t.Stop()
@@ -83,15 +119,23 @@ func (d *reusingDispatcher) serve(fn func()) {
 			t.Reset(d.idle)
 		}
 		select {
-		case fn = <-d.work:
-			d.waiting.Add(-1)
-			fn()
+		case fn = <-s.run:
+			continue
 		case <-t.C:
-			d.waiting.Add(-1)
-			return
-		case <-d.stopped:
-			d.waiting.Add(-1)
-			return
+		case <-d.quit:
 		}
+		// Leave, unless Schedule took this goroutine off the stack in the
+		// meantime: its run is then on the way and must be run.
+		d.mu.Lock()
+		if s.popped {
+			d.mu.Unlock()
+			fn = <-s.run
+			continue
+		}
+		if i := slices.Index(d.waiting, s); i >= 0 {
+			d.waiting = slices.Delete(d.waiting, i, i+1)
+		}
+		d.mu.Unlock()
+		return
 	}
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -25,12 +26,12 @@ func TestDispatcherReusesAWaitingGoroutine(t *testing.T) {
 		release := make(chan struct{})
 		blockingRun(d, &started, release)
 		started.Wait()
-		if got := d.waiting.Load(); got != 0 {
+		if got := d.waitingNow(); got != 0 {
 			t.Fatalf("%d goroutines waiting while the only one runs, want 0", got)
 		}
 		close(release)
 		synctest.Wait()
-		if got := d.waiting.Load(); got != 1 {
+		if got := d.waitingNow(); got != 1 {
 			t.Fatalf("%d goroutines waiting after the run, want 1", got)
 		}
 
@@ -39,12 +40,12 @@ func TestDispatcherReusesAWaitingGoroutine(t *testing.T) {
 		release = make(chan struct{})
 		blockingRun(d, &started, release)
 		started.Wait()
-		if got := d.waiting.Load(); got != 0 {
+		if got := d.waitingNow(); got != 0 {
 			t.Fatalf("%d goroutines waiting during the second run, want 0 (it was not reused)", got)
 		}
 		close(release)
 		synctest.Wait()
-		if got := d.waiting.Load(); got != 1 {
+		if got := d.waitingNow(); got != 1 {
 			t.Fatalf("%d goroutines waiting after the second run, want 1", got)
 		}
 	})
@@ -64,7 +65,7 @@ func TestDispatcherNeverWaitsForAGoroutine(t *testing.T) {
 		started.Wait()
 		close(release)
 		synctest.Wait()
-		if got := d.waiting.Load(); got != 8 {
+		if got := d.waitingNow(); got != 8 {
 			t.Fatalf("%d goroutines waiting after a burst of 20, want the limit 8", got)
 		}
 	})
@@ -81,17 +82,17 @@ func TestDispatcherLetsIdleGoroutinesGo(t *testing.T) {
 		started.Wait()
 		close(release)
 		synctest.Wait()
-		if got := d.waiting.Load(); got != 3 {
+		if got := d.waitingNow(); got != 3 {
 			t.Fatalf("%d waiting, want 3", got)
 		}
 		time.Sleep(time.Second - time.Nanosecond)
 		synctest.Wait()
-		if got := d.waiting.Load(); got != 3 {
+		if got := d.waitingNow(); got != 3 {
 			t.Fatalf("%d waiting just before the idle time, want 3", got)
 		}
 		time.Sleep(time.Nanosecond)
 		synctest.Wait()
-		if got := d.waiting.Load(); got != 0 {
+		if got := d.waitingNow(); got != 0 {
 			t.Fatalf("%d waiting after the idle time, want 0", got)
 		}
 
@@ -99,13 +100,13 @@ func TestDispatcherLetsIdleGoroutinesGo(t *testing.T) {
 		// still run.
 		blockingRun(d, &started, closed())
 		synctest.Wait()
-		if got := d.waiting.Load(); got != 1 {
+		if got := d.waitingNow(); got != 1 {
 			t.Fatalf("%d waiting, want 1", got)
 		}
 		d.stop()
 		d.stop()
 		synctest.Wait()
-		if got := d.waiting.Load(); got != 0 {
+		if got := d.waitingNow(); got != 0 {
 			t.Fatalf("%d waiting after stop, want 0", got)
 		}
 		ran := make(chan struct{})
@@ -118,4 +119,52 @@ func closed() chan struct{} {
 	c := make(chan struct{})
 	close(c)
 	return c
+}
+
+// Under a steady trickle of runs the latest goroutine to become idle takes
+// each one, so the others leave after the idle time instead of sharing
+// the runs round-robin and all staying.
+func TestDispatcherKeepsOnlyTheGoroutinesTheLoadNeeds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newReusingDispatcher(10, time.Second, 8)
+		defer d.stop()
+		var started sync.WaitGroup
+		release := make(chan struct{})
+		for range 8 {
+			blockingRun(d, &started, release)
+		}
+		started.Wait()
+		close(release)
+		synctest.Wait()
+		if got := d.waitingNow(); got != 8 {
+			t.Fatalf("%d waiting after 8 runs at once, want 8", got)
+		}
+		for range 25 { // one short run every 200 ms for 5 s
+			time.Sleep(200 * time.Millisecond)
+			d.Schedule(func() {})
+			synctest.Wait()
+		}
+		if got := d.waitingNow(); got != 1 {
+			t.Fatalf("%d waiting after a trickle of single runs, want 1", got)
+		}
+	})
+}
+
+// The engine's entity actors run on its dispatcher.
+func TestEngineActorsRunOnTheReusingDispatcher(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := startWith(t, newMemStore(), Config{})
+		defer n.stop()
+		synctest.Wait()
+		before := n.dispatch.waitingNow()
+		// A token's actor is spawned and run on the engine's dispatcher;
+		// its goroutine then waits for the next run.
+		if _, err := n.NewToken(context.Background(), TokenRequest{Address: "0x0000000000000000000000000000000000000001", IP: "192.0.2.1"}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got := n.dispatch.waitingNow(); got <= before {
+			t.Fatalf("%d goroutines wait on the engine's dispatcher after a token was made (before: %d)", got, before)
+		}
+	})
 }
