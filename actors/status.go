@@ -43,8 +43,9 @@ func (s *statusSource) at(now time.Time) FarmerStatus {
 		IPHash: s.ipHash, LastDue: s.lastDue}
 }
 
-// SortKeys are the status list's sort keys.
-var SortKeys = sortKeys[:]
+// SortKeys are the status list's sort keys (a copy: the index works with
+// sortKeys, whose positions index its per-key arrays).
+var SortKeys = slices.Clone(sortKeys[:])
 
 var sortKeys = [...]string{"id", "address", "uptime", "heartbeats", "contracts", "size", "online"}
 
@@ -105,12 +106,12 @@ type sortedRows struct {
 	asc, desc, ascOnline, descOnline []*FarmerStatus
 }
 
-// sorted returns the view's orders by SortKeys[k], sorting them on the
+// sorted returns the view's orders by sortKeys[k], sorting them on the
 // first call.
 func (v *statusView) sorted(k int) *sortedRows {
 	l := &v.keys[k]
 	l.once.Do(func() {
-		key := SortKeys[k]
+		key := sortKeys[k]
 		asc := slices.Clone(v.rows)
 		slices.SortFunc(asc, compareBy(key))
 		desc := descending(asc, key)
@@ -184,7 +185,7 @@ func (x *statusIndex) rebuild(now time.Time) {
 	for i := range rows {
 		v.rows[i] = &rows[i]
 	}
-	for k := range SortKeys {
+	for k := range sortKeys {
 		if at := x.asked[k].Load(); at != 0 && now.Sub(time.Unix(0, at)) < askedFor {
 			v.sorted(k)
 		}
@@ -234,11 +235,15 @@ func (x *statusIndex) list(q StatusQuery) ([]FarmerStatus, error) {
 	if q.SortBy == "" {
 		q.SortBy = "id"
 	}
-	k := slices.Index(SortKeys, q.SortBy)
+	k := slices.Index(sortKeys[:], q.SortBy)
 	if k < 0 {
 		return nil, &sluice.Error{Kind: sluice.ErrInvalid, Message: sluice.MsgInvalidSort}
 	}
-	x.asked[k].Store(time.Now().UnixNano())
+	// Note the query, at most once a second (every query writing the same
+	// word would make the queries contend for it).
+	if now := time.Now().UnixNano(); now-x.asked[k].Load() > int64(time.Second) {
+		x.asked[k].Store(now)
+	}
 	s := x.view.Load().sorted(k)
 	rows := s.asc
 	switch {

@@ -22,7 +22,7 @@ func BenchmarkStatusRebuild(b *testing.B) {
 				s.uptime.Rise(now.Add(-time.Duration(i%3600) * time.Second))
 				x.put(s)
 			}
-			for k, key := range SortKeys {
+			for k, key := range sortKeys {
 				if asked == "all" || asked == key {
 					x.asked[k].Store(now.UnixNano())
 				}

@@ -27,7 +27,7 @@ func TestStatusRebuildSortsOnlyTheKeysAskedFor(t *testing.T) {
 	sortedYet := func() []string {
 		var out []string
 		v := x.view.Load()
-		for k, key := range SortKeys {
+		for k, key := range sortKeys {
 			if v.keys[k].rows.asc != nil {
 				out = append(out, key)
 			}
@@ -66,7 +66,7 @@ func TestStatusRebuildSortsOnlyTheKeysAskedFor(t *testing.T) {
 	}
 
 	// A key not asked for in askedFor is left to its next query again.
-	x.asked[slices.Index(SortKeys, "uptime")].Store(now.Add(-askedFor).UnixNano())
+	x.asked[slices.Index(sortKeys[:], "uptime")].Store(now.Add(-askedFor).UnixNano())
 	x.rebuild(now)
 	if got := sortedYet(); len(got) != 0 {
 		t.Fatalf("a rebuild after askedFor sorted by %v", got)
