@@ -84,6 +84,11 @@ type localDirectory struct {
 	timeout time.Duration // used when ctx has no deadline
 }
 
+// local is the running actor's process, if there is one.
+func (d *localDirectory) local(who Identity) (actor.Process, bool) {
+	return d.sys.ProcessRegistry.GetLocal(actorName(who))
+}
+
 func (d *localDirectory) pid(who Identity) (*actor.PID, bool) {
 	name := actorName(who)
 	if _, ok := d.sys.ProcessRegistry.GetLocal(name); !ok {
@@ -158,7 +163,7 @@ func (d *localDirectory) result(who Identity, timeout time.Duration, res any, er
 // saves making a PID and looking the actor up a second time, on the
 // path of every answer.
 func (d *localDirectory) Tell(who Identity, msg any) bool {
-	proc, ok := d.sys.ProcessRegistry.GetLocal(actorName(who))
+	proc, ok := d.local(who)
 	if !ok {
 		return false
 	}
@@ -167,6 +172,6 @@ func (d *localDirectory) Tell(who Identity, msg any) bool {
 }
 
 func (d *localDirectory) Alive(who Identity) bool {
-	_, ok := d.sys.ProcessRegistry.GetLocal(actorName(who))
+	_, ok := d.local(who)
 	return ok
 }

@@ -18,6 +18,26 @@ func blockingRun(d *reusingDispatcher, started *sync.WaitGroup, release <-chan s
 	})
 }
 
+// runTogether makes n runs at once: each blocks until all n have
+// started, then they finish and their goroutines settle.
+func runTogether(d *reusingDispatcher, n int) {
+	var started sync.WaitGroup
+	release := make(chan struct{})
+	for range n {
+		blockingRun(d, &started, release)
+	}
+	started.Wait()
+	close(release)
+	synctest.Wait()
+}
+
+func wantWaiting(t *testing.T, d *reusingDispatcher, want int, when string) {
+	t.Helper()
+	if got := d.waitingNow(); got != want {
+		t.Fatalf("%d goroutines waiting %s, want %d", got, when, want)
+	}
+}
+
 func TestDispatcherReusesAWaitingGoroutine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := newReusingDispatcher(10, time.Second, 8)
@@ -26,28 +46,20 @@ func TestDispatcherReusesAWaitingGoroutine(t *testing.T) {
 		release := make(chan struct{})
 		blockingRun(d, &started, release)
 		started.Wait()
-		if got := d.waitingNow(); got != 0 {
-			t.Fatalf("%d goroutines waiting while the only one runs, want 0", got)
-		}
+		wantWaiting(t, d, 0, "while the only one runs")
 		close(release)
 		synctest.Wait()
-		if got := d.waitingNow(); got != 1 {
-			t.Fatalf("%d goroutines waiting after the run, want 1", got)
-		}
+		wantWaiting(t, d, 1, "after the run")
 
 		// The next run goes to the waiting goroutine: none is left
 		// waiting while it runs. A new goroutine would leave it there.
 		release = make(chan struct{})
 		blockingRun(d, &started, release)
 		started.Wait()
-		if got := d.waitingNow(); got != 0 {
-			t.Fatalf("%d goroutines waiting during the second run, want 0 (it was not reused)", got)
-		}
+		wantWaiting(t, d, 0, "during the second run (else it was not reused)")
 		close(release)
 		synctest.Wait()
-		if got := d.waitingNow(); got != 1 {
-			t.Fatalf("%d goroutines waiting after the second run, want 1", got)
-		}
+		wantWaiting(t, d, 1, "after the second run")
 	})
 }
 
@@ -57,68 +69,35 @@ func TestDispatcherNeverWaitsForAGoroutine(t *testing.T) {
 		defer d.stop()
 		// More runs at once than may wait: every one starts although
 		// none has finished (a bounded pool would stall here).
-		var started sync.WaitGroup
-		release := make(chan struct{})
-		for range 20 {
-			blockingRun(d, &started, release)
-		}
-		started.Wait()
-		close(release)
-		synctest.Wait()
-		if got := d.waitingNow(); got != 8 {
-			t.Fatalf("%d goroutines waiting after a burst of 20, want the limit 8", got)
-		}
+		runTogether(d, 20)
+		wantWaiting(t, d, 8, "after a burst of 20 (the limit)")
 	})
 }
 
 func TestDispatcherLetsIdleGoroutinesGo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := newReusingDispatcher(10, time.Second, 8)
-		var started sync.WaitGroup
-		release := make(chan struct{})
-		for range 3 {
-			blockingRun(d, &started, release)
-		}
-		started.Wait()
-		close(release)
-		synctest.Wait()
-		if got := d.waitingNow(); got != 3 {
-			t.Fatalf("%d waiting, want 3", got)
-		}
+		runTogether(d, 3)
+		wantWaiting(t, d, 3, "after 3 runs at once")
 		time.Sleep(time.Second - time.Nanosecond)
 		synctest.Wait()
-		if got := d.waitingNow(); got != 3 {
-			t.Fatalf("%d waiting just before the idle time, want 3", got)
-		}
+		wantWaiting(t, d, 3, "just before the idle time")
 		time.Sleep(time.Nanosecond)
 		synctest.Wait()
-		if got := d.waitingNow(); got != 0 {
-			t.Fatalf("%d waiting after the idle time, want 0", got)
-		}
+		wantWaiting(t, d, 0, "after the idle time")
 
 		// stop sends the waiting goroutines away at once, and later runs
 		// still run.
-		blockingRun(d, &started, closed())
-		synctest.Wait()
-		if got := d.waitingNow(); got != 1 {
-			t.Fatalf("%d waiting, want 1", got)
-		}
+		runTogether(d, 1)
+		wantWaiting(t, d, 1, "after a run")
 		d.stop()
 		d.stop()
 		synctest.Wait()
-		if got := d.waitingNow(); got != 0 {
-			t.Fatalf("%d waiting after stop, want 0", got)
-		}
+		wantWaiting(t, d, 0, "after stop")
 		ran := make(chan struct{})
 		d.Schedule(func() { close(ran) })
 		<-ran
 	})
-}
-
-func closed() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
 }
 
 // Under a steady trickle of runs the latest goroutine to become idle takes
@@ -128,25 +107,14 @@ func TestDispatcherKeepsOnlyTheGoroutinesTheLoadNeeds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := newReusingDispatcher(10, time.Second, 8)
 		defer d.stop()
-		var started sync.WaitGroup
-		release := make(chan struct{})
-		for range 8 {
-			blockingRun(d, &started, release)
-		}
-		started.Wait()
-		close(release)
-		synctest.Wait()
-		if got := d.waitingNow(); got != 8 {
-			t.Fatalf("%d waiting after 8 runs at once, want 8", got)
-		}
+		runTogether(d, 8)
+		wantWaiting(t, d, 8, "after 8 runs at once")
 		for range 25 { // one short run every 200 ms for 5 s
 			time.Sleep(200 * time.Millisecond)
 			d.Schedule(func() {})
 			synctest.Wait()
 		}
-		if got := d.waitingNow(); got != 1 {
-			t.Fatalf("%d waiting after a trickle of single runs, want 1", got)
-		}
+		wantWaiting(t, d, 1, "after a trickle of single runs")
 	})
 }
 

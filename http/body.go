@@ -91,8 +91,9 @@ type pooledBody struct {
 	kept bool
 }
 
-// readPooledBody is readBody into a buffer from bodyPool. Call release
-// once nothing refers to its bytes any more.
+// readPooledBody reads the whole body within limit, as decodeBody would,
+// into a buffer from bodyPool. Call release once nothing refers to its
+// bytes any more.
 func readPooledBody(w http.ResponseWriter, r *http.Request, limit int64) (*pooledBody, error) {
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -119,16 +120,6 @@ func recycle(buf *bytes.Buffer) {
 	if buf.Cap() <= presize+bytes.MinRead {
 		bodyPool.Put(buf)
 	}
-}
-
-// readBody reads the whole body within limit, as decodeBody would.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(sizeHint(r, limit))
-	if _, err := buf.ReadFrom(bodyReader(w, r, limit)); err != nil {
-		return nil, bodyError(err)
-	}
-	return buf.Bytes(), nil
 }
 
 func bodyError(err error) error {

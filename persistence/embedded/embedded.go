@@ -5,7 +5,8 @@
 //
 // A Write appends one frame to the log and fdatasyncs it (wal.go); the
 // records it holds are then served from memory until a checkpoint copies
-// them into bbolt in one big transaction and the log segment is reused.
+// them into bbolt, in sorted transactions of checkpointChunk records, and
+// the log segment is reused.
 // Open replays whatever the log holds that bbolt may not have.
 //
 // bbolt layout: one bucket per (kind, live|archive), named
@@ -51,11 +52,9 @@ const lockTimeout = 2 * time.Second
 // header can be told apart from today's.
 const valueFormat byte = 1
 
-// Event names logged by this package.
-const evOpened = "store.opened"
-
 // Events logged by this package.
 const (
+	evOpened           = "store.opened"
 	evReplayed         = "store.log_replayed"
 	evCheckpoint       = "store.checkpoint"
 	evCheckpointFailed = "store.checkpoint_failed"
