@@ -148,7 +148,8 @@ func answerBench(args []string) error {
 	}
 	defer base.stop()
 
-	hc := benchClient(*workers * 4)
+	conns := *workers * 4 // the pool's connections, and the open loop's senders
+	hc := benchClient(conns)
 	fc, err := farmer.NewClient(node.url(), hc)
 	if err != nil {
 		return err
@@ -267,13 +268,13 @@ func answerBench(args []string) error {
 	time.Sleep(time.Second) // let the set-up's writes drain
 	warm(hc, node.url()+"/healthz", base.url+"/healthz", *workers)
 	phase("phase 3: baseline at half the rate")
-	baseLat, _ := openLoop(hc, base.url, steadyReqs, res.LatencyRate, nil, nil)
+	baseLat, _ := openLoop(hc, base.url, steadyReqs, res.LatencyRate, conns, nil, nil)
 	before, err := commitBuckets(node.url())
 	if err != nil {
 		return err
 	}
 	phase("phase 3: node at half the rate")
-	nodeLat, refused := openLoop(hc, node.url(), steadyReqs, res.LatencyRate, acked, nodeCodes)
+	nodeLat, refused := openLoop(hc, node.url(), steadyReqs, res.LatencyRate, conns, acked, nodeCodes)
 	after, err := commitBuckets(node.url())
 	if err != nil {
 		return err
@@ -653,22 +654,37 @@ func closedLoop(hc *http.Client, base string, reqs []request, workers int, acks 
 }
 
 // openLoop sends the requests at a constant rate whatever the answers do,
-// each on its own goroutine at its scheduled instant; a request's latency
-// runs from its scheduled instant (not from when it could be sent), so a
-// stalled server is not hidden by a stalled sender.
-func openLoop(hc *http.Client, base string, reqs []request, rate float64, acks *ackSet, codes *codeCount) ([]time.Duration, int64) {
+// from a fixed set of conns senders, as wrk2 does: each sender takes the
+// next request, waits for its scheduled instant if that is still ahead, and
+// sends it. A request's latency runs from its scheduled instant, not from
+// when a sender was free to send it, so a stalled server is not hidden by
+// stalled senders: the requests it held up wait their turn and count the
+// wait. The senders never need more than conns connections. A goroutine
+// per request, as this used to be, dialled a new connection for every
+// request that found all the others busy, so a stall of a few hundred
+// milliseconds grew into thousands of connections dialled at once (in one
+// run, into the load generator running out of file descriptors): that
+// measured a connection storm of the load generator's making, not the
+// node.
+func openLoop(hc *http.Client, base string, reqs []request, rate float64, conns int, acks *ackSet, codes *codeCount) ([]time.Duration, int64) {
 	lat := make([]time.Duration, len(reqs))
-	var missed atomic.Int64
+	var next, missed atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now().Add(50 * time.Millisecond)
-	for k := range reqs {
-		at := start.Add(time.Duration(float64(k) / rate * float64(time.Second)))
-		if d := time.Until(at); d > 0 {
-			time.Sleep(d)
-		}
+	for range conns {
 		wg.Go(func() {
-			missed.Add(send(hc, base, &reqs[k], acks, codes))
-			lat[k] = time.Since(at)
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(reqs) {
+					return
+				}
+				at := start.Add(time.Duration(float64(k) / rate * float64(time.Second)))
+				if d := time.Until(at); d > 0 {
+					time.Sleep(d)
+				}
+				missed.Add(send(hc, base, &reqs[k], acks, codes))
+				lat[k] = time.Since(at)
+			}
 		})
 	}
 	wg.Wait()
