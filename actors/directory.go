@@ -82,6 +82,7 @@ var managerNames = func() (n [sluice.KindNonce + 1][shards]string) {
 type localDirectory struct {
 	sys     *actor.ActorSystem
 	timeout time.Duration // used when ctx has no deadline
+	gone    *sharedTicks  // when a waiting Ask looks whether its actor is gone
 }
 
 // local is the running actor's process, if there is one.
@@ -123,13 +124,11 @@ func (d *localDirectory) Ask(ctx context.Context, who Identity, msg any) (any, e
 	// messages still in its mailbox without a reply. Rather than wait for
 	// the timeout, notice that it is gone: the caller then answers from
 	// the archived record, as for any closed entity.
-	tick := time.NewTicker(goneCheck)
-	defer tick.Stop()
 	for {
 		select {
 		case r := <-done:
 			return d.result(who, timeout, r.res, r.err)
-		case <-tick.C:
+		case <-d.gone.wait():
 			if _, alive := d.sys.ProcessRegistry.GetLocal(pid.Id); alive {
 				continue
 			}

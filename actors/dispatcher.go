@@ -34,30 +34,36 @@ const (
 // a second. At most dispatchMaxIdle wait at once. After stop, waiting
 // goroutines leave and every run gets a new goroutine.
 //
-// The goroutines and their channels belong to the testing/synctest bubble
-// they were started in, if any: an Engine must be started and used within
-// one bubble, or outside any.
+// Idle goroutines are sent away by one timer for the whole dispatcher, not
+// by a timer each: a run would otherwise reset its goroutine's timer, and
+// with a timer per live contract on the runtime's timer heaps (their
+// deadlines) every reset cost a walk of a deep heap, twice an answer.
+//
+// The goroutines, their channels and the timer belong to the
+// testing/synctest bubble they were started in, if any: an Engine must be
+// started and used within one bubble, or outside any.
 type reusingDispatcher struct {
 	throughput int
 	idle       time.Duration
 	maxIdle    int
 
 	mu      sync.Mutex
-	waiting []*spare // a stack: the last is the latest to become idle
+	waiting []*spare    // a stack: the last is the latest to become idle
+	reaper  *time.Timer // armed while goroutines wait; nil until first armed
+	armed   bool        // the reaper will fire
 	stopped bool
-	quit    chan struct{} // closed by stop
 }
 
-// spare is a goroutine waiting for a run.
+// spare is a goroutine waiting for a run. A nil run sends it away.
 type spare struct {
-	run    chan func() // buffered: Schedule never waits on it
-	popped bool        // taken off the stack by Schedule: a run is coming
+	run   chan func() // buffered: neither Schedule nor reap waits on it
+	since time.Time   // when it became idle
 }
 
 var _ actor.Dispatcher = (*reusingDispatcher)(nil)
 
 func newReusingDispatcher(throughput int, idle time.Duration, maxIdle int) *reusingDispatcher {
-	return &reusingDispatcher{throughput: throughput, idle: idle, maxIdle: maxIdle, quit: make(chan struct{})}
+	return &reusingDispatcher{throughput: throughput, idle: idle, maxIdle: maxIdle}
 }
 
 // Schedule runs fn on the latest goroutine to become idle, or on a new one
@@ -68,7 +74,6 @@ func (d *reusingDispatcher) Schedule(fn func()) {
 		s := d.waiting[n-1]
 		d.waiting[n-1] = nil
 		d.waiting = d.waiting[:n-1]
-		s.popped = true
 		d.mu.Unlock()
 		s.run <- fn
 		return
@@ -91,51 +96,74 @@ func (d *reusingDispatcher) waitingNow() int {
 func (d *reusingDispatcher) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.stopped {
-		d.stopped = true
-		close(d.quit)
+	d.stopped = true
+	if d.reaper != nil {
+		d.reaper.Stop()
 	}
+	d.armed = false
+	d.sendAway(len(d.waiting))
 }
 
-// serve runs fn, then waits for further runs until it has waited idle for
-// nothing, enough others wait already, or the dispatcher stops.
+// sendAway tells the n goroutines at the bottom of the stack, the longest
+// idle, to leave. d.mu is held.
+func (d *reusingDispatcher) sendAway(n int) {
+	for _, s := range d.waiting[:n] {
+		s.run <- nil
+	}
+	clear(d.waiting[:n])
+	d.waiting = slices.Delete(d.waiting, 0, n)
+}
+
+// serve runs fn, then waits for further runs until it is sent away:
+// because it waited idle for d.idle, because enough others wait already,
+// or because the dispatcher stopped.
 func (d *reusingDispatcher) serve(fn func()) {
 	s := &spare{run: make(chan func(), 1)}
-	var t *time.Timer
-	for {
+	for fn != nil {
 		fn()
 		d.mu.Lock()
 		if d.stopped || len(d.waiting) >= d.maxIdle {
 			d.mu.Unlock()
 			return
 		}
-		s.popped = false
+		s.since = time.Now()
 		d.waiting = append(d.waiting, s)
+		d.arm(d.idle)
 		d.mu.Unlock()
-		if t == nil {
-			t = time.NewTimer(d.idle)
-			defer t.Stop()
-		} else {
-			t.Reset(d.idle)
-		}
-		select {
-		case fn = <-s.run:
-			continue
-		case <-t.C:
-		case <-d.quit:
-		}
-		// Leave, unless Schedule took this goroutine off the stack in the
-		// meantime: its run is then on the way and must be run.
-		d.mu.Lock()
-		if s.popped {
-			d.mu.Unlock()
-			fn = <-s.run
-			continue
-		}
-		if i := slices.Index(d.waiting, s); i >= 0 {
-			d.waiting = slices.Delete(d.waiting, i, i+1)
-		}
-		d.mu.Unlock()
+		fn = <-s.run
+	}
+}
+
+// arm makes sure the reaper fires within after. d.mu is held.
+func (d *reusingDispatcher) arm(after time.Duration) {
+	if d.armed {
 		return
+	}
+	d.armed = true
+	if d.reaper == nil {
+		d.reaper = time.AfterFunc(after, d.reap)
+		return
+	}
+	d.reaper.Reset(after)
+}
+
+// reap sends away the goroutines idle for d.idle or longer, and arms itself
+// again for the next one to reach that age. The stack is ordered by how
+// long its goroutines have waited, the longest at the bottom.
+func (d *reusingDispatcher) reap() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.armed || d.stopped {
+		return
+	}
+	d.armed = false
+	now := time.Now()
+	n := 0
+	for n < len(d.waiting) && now.Sub(d.waiting[n].since) >= d.idle {
+		n++
+	}
+	d.sendAway(n)
+	if len(d.waiting) > 0 {
+		d.arm(d.waiting[0].since.Add(d.idle).Sub(now))
 	}
 }

@@ -136,3 +136,26 @@ func TestEngineActorsRunOnTheReusingDispatcher(t *testing.T) {
 		}
 	})
 }
+
+// Each waiting goroutine leaves a full idle time after its own last run:
+// the one timer of the dispatcher re-arms for the next to come of age.
+func TestDispatcherIdleTimeCountsFromEachGoroutinesLastRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newReusingDispatcher(10, time.Second, 8)
+		defer d.stop()
+		runTogether(d, 2)
+		wantWaiting(t, d, 2, "after 2 runs at once")
+		time.Sleep(600 * time.Millisecond)
+		d.Schedule(func() {}) // the top goroutine runs again, idle anew
+		synctest.Wait()
+		time.Sleep(400 * time.Millisecond)
+		synctest.Wait()
+		wantWaiting(t, d, 1, "1 s after the first runs (the other ran 0.4 s ago)")
+		time.Sleep(600*time.Millisecond - time.Nanosecond)
+		synctest.Wait()
+		wantWaiting(t, d, 1, "just before 1 s after the last run")
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		wantWaiting(t, d, 0, "1 s after the last run")
+	})
+}

@@ -144,6 +144,9 @@ type Engine struct {
 	props    map[sluice.RecordKind]*actor.Props
 	// dispatch runs the entities' mailboxes (see reusingDispatcher).
 	dispatch *reusingDispatcher
+	// gone ticks while an answer waits on actors, to look whether they
+	// are gone (shared with the directory's Ask).
+	gone *sharedTicks
 	// boot holds each entity's first state from its spawn until its actor
 	// starts and takes it (Identity → *sluice.Token or *sluice.Contract).
 	boot sync.Map
@@ -168,10 +171,12 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 		core := log.Named("protoactor").Core()
 		return slog.New(zapslog.NewHandler(core, zapslog.WithName("protoactor")))
 	}))
+	gone := newSharedTicks(goneCheck)
 	e := &Engine{
 		cfg:      cfg,
 		sys:      sys,
-		dir:      &localDirectory{sys: sys, timeout: cfg.AskTimeout},
+		dir:      &localDirectory{sys: sys, timeout: cfg.AskTimeout, gone: gone},
+		gone:     gone,
 		store:    store,
 		writer:   writer,
 		sched:    scheduler.NewTimerScheduler(sys.Root),

@@ -336,8 +336,6 @@ func (e *Engine) AnswersReusable(ctx context.Context, raw sluice.RawToken, items
 	// an unknown token; an item whose contract is gone is answered from
 	// the archived record. Which actors are gone is looked at before the
 	// results are drained: an actor may answer and then stop.
-	tick := time.NewTicker(goneCheck)
-	defer tick.Stop()
 	for !w.authenticated || w.left > 0 {
 		select {
 		case d := <-done:
@@ -345,7 +343,7 @@ func (e *Engine) AnswersReusable(ctx context.Context, raw sluice.RawToken, items
 				settled = true // refused: no item was handed on
 				return nil, true, err
 			}
-		case <-tick.C:
+		case <-e.gone.wait():
 			tokenGone := !w.authenticated && !e.dir.Alive(token)
 			gone := w.gone()
 			if err := w.drain(); err != nil {
