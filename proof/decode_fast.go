@@ -184,9 +184,11 @@ func (s *scanner) leaf() (wireLeafValue, bool) {
 			} else {
 				l.data = make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
 			}
-			n, err := base64.StdEncoding.Decode(l.data, enc)
+			// Canonical base64, as the slow path wants (leafData); enc
+			// holds no line break, as str stops at control characters.
+			n, err := base64.StdEncoding.Strict().Decode(l.data, enc)
 			if err != nil {
-				return l, false
+				return l, false // the slow path says why
 			}
 			l.data = l.data[:n]
 		case "path":

@@ -1,9 +1,14 @@
 package proof
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
 )
 
 // The two ways an answer can fail. ErrCorrupted means the bytes are not a
@@ -40,11 +45,32 @@ type (
 		Leaves *[]wireLeaf `json:"leaves"`
 	}
 	wireLeaf struct {
-		Index *uint32 `json:"index"`
-		Data  *[]byte `json:"data"`
-		Path  *[]Hash `json:"path"`
+		Index *uint32   `json:"index"`
+		Data  *leafData `json:"data"`
+		Path  *[]Hash   `json:"path"`
 	}
 )
+
+// leafData is a leaf's bytes in canonical standard base64: padded, with
+// zero padding bits and no line breaks (which base64 decoders otherwise
+// skip), so that a leaf has exactly one encoding, as a hash has.
+type leafData []byte
+
+func (d *leafData) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	if strings.ContainsAny(s, "\r\n") {
+		return errors.New("leaf data has a line break in its base64")
+	}
+	raw, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("leaf data: %w", err)
+	}
+	*d = raw
+	return nil
+}
 
 // DecodeProof parses the JSON of a proof. It is strict about structure and
 // types and lenient about unknown fields. It returns an error wrapping
@@ -81,6 +107,9 @@ func decodeIn(raw []byte, a *arena) (Proof, error) {
 // decodeSlow is DecodeProof through encoding/json, for every form of
 // JSON, with its error messages.
 func decodeSlow(raw []byte) (Proof, error) {
+	if err := checkKeys(raw); err != nil {
+		return Proof{}, fmt.Errorf("%w: %v", ErrCorrupted, err)
+	}
 	var w wireProof
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return Proof{}, fmt.Errorf("%w: %v", ErrCorrupted, err)
@@ -102,6 +131,74 @@ func decodeSlow(raw []byte) (Proof, error) {
 		p.Leaves[i] = LeafProof{Index: *l.Index, Data: *l.Data, Path: *l.Path}
 	}
 	return p, nil
+}
+
+// proofKeys are the member names of a proof and of its leaves.
+var proofKeys = []string{"leaves", "index", "data", "path"}
+
+// checkKeys rejects what encoding/json would quietly accept in a proof
+// but another parser may read differently: invalid UTF-8, an object with
+// the same member twice (encoding/json keeps the last, others the first),
+// and a member that matches a proof field only case-insensitively
+// ("LEAVES", or "leaveſ" with a long s), which encoding/json takes for
+// the field. Unknown members are allowed, as DecodeProof documents.
+func checkKeys(raw []byte) error {
+	if !utf8.Valid(raw) {
+		return errors.New("not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	// Each open container: for an object, the keys seen so far, and
+	// whether the next string token is a key.
+	type level struct {
+		object bool
+		keys   map[string]bool
+		atKey  bool
+	}
+	var stack []level
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return nil // not JSON: json.Unmarshal says why
+		}
+		top := len(stack) - 1
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				if top >= 0 && stack[top].object {
+					stack[top].atKey = true // the container was a member's value
+				}
+				stack = append(stack, level{object: d == '{', keys: map[string]bool{}, atKey: d == '{'})
+			default:
+				stack = stack[:top]
+				if top > 0 && stack[top-1].object {
+					stack[top-1].atKey = true
+				}
+			}
+			continue
+		}
+		if top < 0 || !stack[top].object {
+			continue
+		}
+		l := &stack[top]
+		if !l.atKey {
+			l.atKey = true // a member's value
+			continue
+		}
+		l.atKey = false
+		key := tok.(string)
+		if l.keys[key] {
+			return fmt.Errorf("member %q appears twice", key)
+		}
+		l.keys[key] = true
+		for _, k := range proofKeys {
+			if key != k && strings.EqualFold(key, k) {
+				return fmt.Errorf("member %q is not %q", key, k)
+			}
+		}
+	}
 }
 
 // checkLeaf applies DecodeProof's limits to leaf i.

@@ -317,6 +317,20 @@ func TestDecodeProofRejects(t *testing.T) {
 		{"numeric hash", leaf("0", `"AA=="`, `[1]`)},
 		{"65-element path", leaf("0", `"AA=="`, path65)},
 		{"1025 leaves", leaves1025},
+		// One proof, one reading: forms that encoding/json accepts but a
+		// parser taking the first of two members, or matching names
+		// exactly, would read differently.
+		{"index twice", `{"leaves":[{"index":0,"index":1,"data":"AA==","path":[]}]}`},
+		{"data twice", `{"leaves":[{"index":0,"data":"AQ==","data":"AA==","path":[]}]}`},
+		{"leaves twice", `{"leaves":[],"leaves":[` + entry + `]}`},
+		{"unknown member twice", `{"x":1,"x":2,"leaves":[]}`},
+		{"upper-case member", `{"LEAVES":[]}`},
+		{"mixed-case leaf member", `{"leaves":[{"Index":0,"data":"AA==","path":[]}]}`},
+		{"member with a long s", `{"leave\u017f":[]}`},
+		{"invalid UTF-8", "{\"x\":\"\xff\",\"leaves\":[]}"},
+		// Leaf data has one encoding, as hashes do.
+		{"data with padding bits set", leaf("0", `"AB=="`, "[]")},
+		{"data with a line break", leaf("0", `"A\nA=="`, "[]")},
 	}
 	for _, tt := range tests {
 		if _, err := DecodeProof([]byte(tt.raw)); !errors.Is(err, ErrCorrupted) {
