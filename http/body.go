@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/sluicehq/sluice"
@@ -24,7 +25,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 // really is gzip.
 func bodyReader(w http.ResponseWriter, r *http.Request, limit int64) io.Reader {
 	body := io.Reader(http.MaxBytesReader(w, r.Body, limit))
-	if r.Header.Get("Content-Encoding") == "gzip" {
+	// Content codings are case-insensitive (RFC 9110, section 8.4.1).
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
 		br := bufio.NewReader(body)
 		if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 			zr, err := gzip.NewReader(br)

@@ -23,14 +23,35 @@ type Adapter struct {
 // Stage stores r durably as a pending file, within limit bytes, without
 // hashing it, and returns the pending id.
 func (a Adapter) Stage(ctx context.Context, r io.Reader, limit int64) (string, int64, error) {
-	id, n, err := a.Store.Stage(ctx, r, limit)
-	if errors.Is(err, blobstore.ErrTooLarge) {
+	body := &bodyReader{r: r}
+	id, n, err := a.Store.Stage(ctx, body, limit)
+	switch {
+	case errors.Is(err, blobstore.ErrTooLarge):
 		return "", n, fmt.Errorf("%w: %v", sluicehttp.ErrBlobTooLarge, err)
-	}
-	if err != nil {
+	case err != nil && body.err != nil:
+		// The client's body failed, not the store: it ended before its
+		// closing boundary, broke the multipart framing, or stopped
+		// arriving. That is bad input, whatever the store made of it.
+		return "", n, sluice.Errorf(sluice.ErrInvalid, "Malformed multipart body: the upload was cut short (%v).", body.err)
+	case err != nil:
 		return "", n, fmt.Errorf("%w: store the upload: %v", sluice.ErrUnavailable, err)
 	}
 	return id, n, nil
+}
+
+// bodyReader remembers the error of the upload's body, if reading it
+// failed: a failing Stage is then the client's doing.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
 
 // Seal hashes a pending file, makes it available under its CID and
