@@ -50,8 +50,15 @@ type Token struct {
 	// ClosedProofs counts the valid proofs of contracts that are no longer
 	// live; the live contracts carry their own count. Together they are the
 	// farmer's heartbeats, and each is committed with the answer it counts.
-	ClosedProofs int64  `json:"closed_proofs"`
-	Version      uint64 `json:"version"`
+	ClosedProofs int64 `json:"closed_proofs"`
+	// LastDue is the latest due time of the token's contracts when the
+	// record was committed. Every contract's closing commits the token, so
+	// it holds the due times of all closed contracts; a live contract's
+	// later due times (each new challenge) are not written here but come
+	// back at start-up from the live contract itself. Absent (zero) in
+	// records written before it existed.
+	LastDue time.Time `json:"last_due,omitzero"`
+	Version uint64    `json:"version"`
 }
 
 // NewToken makes the token record for a fresh secret.

@@ -185,9 +185,15 @@ func (a *contractActor) advance(c actor.Context) {
 	case changed:
 		next.Version++
 		a.e.writer.Enqueue(contractRecord(&next))
+		moved := !next.Due.Equal(a.c.Due)
 		a.c = next
 		a.queued = true
 		a.arm(c)
+		if moved {
+			// The token's last_due follows (not persisted per challenge:
+			// see sluice.Token.LastDue).
+			a.e.dir.Tell(tokenIdentity(a.c.Farmer), &challengeIssued{Due: a.c.Due})
+		}
 	default:
 		a.arm(c)
 	}

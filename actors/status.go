@@ -37,6 +37,12 @@ type statusSource struct {
 	lastDue             time.Time
 }
 
+// timed reports whether the source's row changes with time alone: the
+// uptime of a farmer that ever had a contract grows while it is online
+// and falls while it is offline (the time since its first contract grows).
+// Every other field changes only when the token publishes.
+func (s *statusSource) timed() bool { return !s.uptime.First.IsZero() }
+
 func (s *statusSource) at(now time.Time) FarmerStatus {
 	return FarmerStatus{ID: s.id, Address: s.address, Location: s.location, Uptime: s.uptime.Percent(now),
 		Heartbeats: s.heartbeats, Contracts: s.contracts, Size: s.size, Online: s.contracts > 0,
@@ -138,7 +144,11 @@ type statusIndex struct {
 	mu      sync.Mutex
 	sources map[string]*statusSource
 	dirty   bool
-	view    atomic.Pointer[statusView]
+	// timed counts the sources whose rows change with time alone
+	// (statusSource.timed): while it is 0 and nothing was put or removed,
+	// a rebuild would give the same view and is skipped.
+	timed int
+	view  atomic.Pointer[statusView]
 	// asked holds, per key, when a list query last asked for it (unix
 	// nanoseconds, 0 for never).
 	asked [len(sortKeys)]atomic.Int64
@@ -152,6 +162,12 @@ func newStatusIndex() *statusIndex {
 
 func (x *statusIndex) put(s *statusSource) {
 	x.mu.Lock()
+	if old, ok := x.sources[s.id]; ok && old.timed() {
+		x.timed--
+	}
+	if s.timed() {
+		x.timed++
+	}
 	x.sources[s.id] = s
 	x.dirty = true
 	x.mu.Unlock()
@@ -159,28 +175,32 @@ func (x *statusIndex) put(s *statusSource) {
 
 func (x *statusIndex) remove(id string) {
 	x.mu.Lock()
+	if old, ok := x.sources[id]; ok && old.timed() {
+		x.timed--
+	}
 	delete(x.sources, id)
 	x.dirty = true
 	x.mu.Unlock()
 }
 
-// rebuild computes a new view at now. Rows of farmers that are online
-// change with time (their uptime grows), so a view is rebuilt even when no
-// source changed, unless nobody is online and nothing changed.
+// rebuild computes a new view at now. The uptime of every farmer that
+// ever had a contract changes with time, online or not (an offline
+// farmer's falls as the time since its first contract grows), so a view
+// is rebuilt even when no source changed; only when no source changed and
+// no farmer ever had a contract is the last view still exact, and the
+// rebuild returns at once.
 func (x *statusIndex) rebuild(now time.Time) {
 	x.mu.Lock()
-	rows := make([]FarmerStatus, 0, len(x.sources))
-	anyOnline := false
-	for _, s := range x.sources {
-		rows = append(rows, s.at(now))
-		anyOnline = anyOnline || rows[len(rows)-1].Online
-	}
-	dirty := x.dirty
-	x.dirty = false
-	x.mu.Unlock()
-	if !dirty && !anyOnline && x.view.Load().built {
+	if !x.dirty && x.timed == 0 && x.view.Load().built {
+		x.mu.Unlock()
 		return
 	}
+	rows := make([]FarmerStatus, 0, len(x.sources))
+	for _, s := range x.sources {
+		rows = append(rows, s.at(now))
+	}
+	x.dirty = false
+	x.mu.Unlock()
 	v := &statusView{at: now, built: true, rows: make([]*FarmerStatus, len(rows))}
 	for i := range rows {
 		v.rows[i] = &rows[i]

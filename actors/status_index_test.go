@@ -72,3 +72,62 @@ func TestStatusRebuildSortsOnlyTheKeysAskedFor(t *testing.T) {
 		t.Fatalf("a rebuild after askedFor sorted by %v", got)
 	}
 }
+
+// An offline farmer's uptime falls as time passes (the time since its
+// first contract grows): rebuilds keep the list current with nobody
+// online and nothing published, as /status/show is.
+func TestStatusRebuildKeepsOfflineUptimeCurrent(t *testing.T) {
+	now := time.Now()
+	x := newStatusIndex()
+	s := &statusSource{id: "f1"}
+	s.uptime.Rise(now.Add(-time.Hour))
+	s.uptime.Fall(now) // up for the hour before now, offline since
+	x.put(s)
+	x.rebuild(now)
+	later := now.Add(time.Hour)
+	x.rebuild(later)
+	rows, err := x.list(StatusQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := s.at(later); len(rows) != 1 || rows[0] != want || want.Uptime != 50 {
+		t.Fatalf("list an hour offline: got %+v, want %+v (uptime 50)", rows, want)
+	}
+}
+
+// Farmers that never had a contract have rows that time does not change:
+// with nothing published since, a rebuild keeps the view it has.
+func TestStatusRebuildSkipsWhenNothingCanChange(t *testing.T) {
+	now := time.Now()
+	x := newStatusIndex()
+	x.put(&statusSource{id: "f1"})
+	x.put(&statusSource{id: "f2"})
+	x.rebuild(now)
+	v := x.view.Load()
+	x.rebuild(now.Add(time.Hour))
+	if x.view.Load() != v {
+		t.Fatal("rebuilt a view that could not have changed")
+	}
+	// A farmer's first contract makes its row change with time: every
+	// rebuild from then on makes a new view, also once it is offline.
+	s := &statusSource{id: "f2"}
+	s.uptime.Rise(now.Add(time.Hour))
+	s.uptime.Fall(now.Add(2 * time.Hour))
+	x.put(s)
+	for i := range 3 {
+		v = x.view.Load()
+		at := now.Add(time.Duration(3+i) * time.Hour)
+		x.rebuild(at)
+		if nv := x.view.Load(); nv == v || !nv.at.Equal(at) {
+			t.Fatalf("rebuild %d after a first contract kept the old view", i)
+		}
+	}
+	// Removed, the farmer no longer keeps the rebuilds going.
+	x.remove("f2")
+	x.rebuild(now.Add(6 * time.Hour))
+	v = x.view.Load()
+	x.rebuild(now.Add(7 * time.Hour))
+	if x.view.Load() != v {
+		t.Fatal("rebuilt a view that could not have changed after a remove")
+	}
+}

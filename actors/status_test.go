@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"math"
 	"math/big"
 	"slices"
 	"sync"
@@ -294,5 +295,100 @@ func TestWhitelist(t *testing.T) {
 				t.Fatalf("%s: got %v, want allowed %v", addr, err, ok)
 			}
 		}
+	})
+}
+
+// The reviewer's case: a farmer whose contract expired, nobody online.
+// Its uptime keeps falling as the time since its first contract grows;
+// the list shows what /status/show shows, not the value at the expiry.
+func TestStatusListKeepsUptimeCurrentWhileNobodyIsOnline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := startWith(t, newMemStore(), Config{}) // interval 1 min, refresh 2 s
+		defer n.stop()
+		ctx := context.Background()
+		t0 := time.Now()
+		raw, err := n.NewToken(ctx, TokenRequest{Address: "0x0000000000000000000000000000000000000001", IP: "192.0.2.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs, err := n.Chunks(ctx, raw, "192.0.2.1", 32<<10); err != nil || len(cs) != 1 {
+			t.Fatalf("chunks: %v %v", cs, err)
+		}
+		for _, at := range []time.Duration{2 * time.Minute, 10 * time.Minute, time.Hour} {
+			sleepUntil(t0.Add(at)) // on a refresh tick
+			rows, err := n.Status(StatusQuery{})
+			if err != nil || len(rows) != 1 {
+				t.Fatalf("list: %v %v", rows, err)
+			}
+			show, err := n.Stats(ctx, raw.FarmerID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Up for the first minute only.
+			want := math.Round(100*float64(time.Minute)/float64(at)*100) / 100
+			if rows[0] != show || show.Uptime != want || show.Online {
+				t.Fatalf("at +%v: list %+v, show %+v, want both offline with uptime %v", at, rows[0], show, want)
+			}
+		}
+	})
+}
+
+// last_due is the latest due time of the farmer's contracts (the original's
+// MAX(contracts.due)): it moves when a contract issues its next challenge,
+// and it survives restarts, with the contract live and after it closed.
+func TestLastDueFollowsChallengesAndSurvivesRestarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startWith(t, store, Config{}) // interval 1 min, refresh 2 s
+		defer func() { n.stop() }()        // the node running at the end
+		ctx := context.Background()
+		raw, err := n.NewToken(ctx, TokenRequest{Address: "0x0000000000000000000000000000000000000001", IP: "192.0.2.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := n.Chunks(ctx, raw, "192.0.2.1", 32<<10)
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("chunks: %v %v", cs, err)
+		}
+		c := cs[0]
+		check := func(when string, want time.Time) {
+			t.Helper()
+			show, err := n.Stats(ctx, raw.FarmerID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !show.LastDue.Equal(want) {
+				t.Fatalf("%s: show last_due %v, want %v", when, show.LastDue, want)
+			}
+			sleepUntil(time.Now().Add(2 * time.Second)) // one status refresh
+			rows, err := n.Status(StatusQuery{})
+			if err != nil || len(rows) != 1 || !rows[0].LastDue.Equal(want) {
+				t.Fatalf("%s: list %+v (%v), want last_due %v", when, rows, err, want)
+			}
+		}
+		check("a new contract", c.Due)
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); err != nil {
+			t.Fatal(err)
+		}
+		sleepUntil(c.Due) // the contract issues its next challenge
+		next, err := n.Challenge(ctx, raw, c.FileHash)
+		if err != nil || next.Err != nil || !next.Due.Equal(c.Due.Add(time.Minute)) {
+			t.Fatalf("next challenge: %+v %v, want due %v", next, err, c.Due.Add(time.Minute))
+		}
+		check("the next challenge issued", next.Due)
+
+		n.stop()
+		n = startWith(t, store, Config{})
+		check("restarted with the contract live", next.Due)
+
+		sleepUntil(next.Due) // unanswered: the contract expires
+		if st, _ := n.Stats(ctx, raw.FarmerID()); st.Contracts != 0 {
+			t.Fatalf("after the due time: %d live contracts, want 0", st.Contracts)
+		}
+		check("the contract expired", next.Due)
+		n.stop()
+		time.Sleep(time.Hour)
+		n = startWith(t, store, Config{})
+		check("restarted with no live contract", next.Due)
 	})
 }

@@ -96,6 +96,12 @@ type proofAccepted struct {
 	Due time.Time
 }
 
+// challengeIssued tells a token that one of its contracts issued its next
+// challenge, due at Due: the farmer's last_due moves with it.
+type challengeIssued struct {
+	Due time.Time
+}
+
 // contractClosing asks the token to commit a contract's final state together
 // with its own, so the proofs the contract counted are never lost or
 // counted twice.
@@ -114,9 +120,13 @@ type tokenActor struct {
 
 	live       map[sluice.FileHash]int64 // live contracts and their sizes
 	liveBytes  int64
-	liveProofs int64     // valid proofs counted by the live contracts
-	lastDue    time.Time // the latest due time seen among its contracts
-	bucket     sluice.Bucket
+	liveProofs int64 // valid proofs counted by the live contracts
+	// lastDue is the latest due time among its contracts, live or closed:
+	// t.LastDue (the closed ones, committed) and the live ones' due times
+	// as they are loaded, made and moved. Every token record written
+	// carries it (see sluice.Token.LastDue).
+	lastDue time.Time
+	bucket  sluice.Bucket
 	// hashedIP and ipHash cache the keyed hash of the token's IP, which
 	// every published status carries (an HMAC per accepted proof before).
 	hashedIP, ipHash string
@@ -174,6 +184,10 @@ func (a *tokenActor) Receive(c actor.Context) {
 		a.liveProofs++
 		a.sawDue(msg.Due)
 		a.publish()
+	case *challengeIssued:
+		if a.sawDue(msg.Due) {
+			a.publish()
+		}
 	case *contractClosing:
 		c.Respond(&contractClosingReply{Err: a.closing(msg.Contract)})
 		a.publish()
@@ -184,6 +198,7 @@ func (a *tokenActor) start(c actor.Context) {
 	id := entityID(c.Self())
 	if st, ok := a.e.boot.LoadAndDelete(tokenIdentity(id)); ok {
 		a.t = *st.(*sluice.Token)
+		a.lastDue = a.t.LastDue // the live contracts add theirs as they load
 		return
 	}
 	// A restart after a failure: resume from the last committed snapshot.
@@ -195,6 +210,7 @@ func (a *tokenActor) start(c actor.Context) {
 		panic(fmt.Sprintf("decode token snapshot: %v", err))
 	}
 	a.live, a.liveBytes, a.liveProofs = map[sluice.FileHash]int64{}, 0, 0
+	a.lastDue = a.t.LastDue
 	// The live contracts are counted again from the store. Slow (a scan)
 	// but only a failure takes this path; the ledger already holds their
 	// bytes, so they are tracked without reserving again.
@@ -231,10 +247,13 @@ func (a *tokenActor) publish() {
 	}
 }
 
-func (a *tokenActor) sawDue(due time.Time) {
-	if due.After(a.lastDue) {
-		a.lastDue = due
+// sawDue notes a contract's due time; it reports whether last_due moved.
+func (a *tokenActor) sawDue(due time.Time) bool {
+	if !due.After(a.lastDue) {
+		return false
 	}
+	a.lastDue = due
+	return true
 }
 
 func (a *tokenActor) auth(raw sluice.RawToken) error {
@@ -292,6 +311,7 @@ func (a *tokenActor) moveTo(ip string) error {
 	next := a.t
 	next.IP = ip
 	next.Location = a.e.locate(ip)
+	next.LastDue = a.lastDue
 	next.Version++
 	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
 	defer cancel()
@@ -363,6 +383,7 @@ func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 		return nil, nil
 	}
 	next := a.t
+	next.LastDue = a.lastDue
 	if len(a.live) == 0 {
 		next.Uptime.Rise(now)
 		next.Version++
@@ -397,6 +418,12 @@ func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 func (a *tokenActor) closing(ct sluice.Contract) error {
 	next := a.t
 	next.ClosedProofs += ct.Proofs
+	// The closed contract's due time is durable from here on: with no
+	// live contract left, nothing else would bring it back at start-up.
+	next.LastDue = a.lastDue
+	if ct.Due.After(next.LastDue) {
+		next.LastDue = ct.Due
+	}
 	_, tracked := a.live[ct.FileHash]
 	if tracked && len(a.live) == 1 {
 		next.Uptime.Fall(ct.Closed)
@@ -408,6 +435,7 @@ func (a *tokenActor) closing(ct sluice.Contract) error {
 		return err
 	}
 	a.t = next
+	a.lastDue = next.LastDue
 	if tracked {
 		a.liveProofs -= ct.Proofs
 	}
@@ -421,6 +449,7 @@ func (a *tokenActor) delete(c actor.Context, raw sluice.RawToken) error {
 	}
 	next := a.t
 	next.Deleted = true
+	next.LastDue = a.lastDue
 	next.Uptime.Fall(a.e.now())
 	next.Version++
 	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)

@@ -185,12 +185,27 @@ func (s *Server) contractRoute(w http.ResponseWriter, r *http.Request) (Farmers,
 	if !ok {
 		return nil, raw, sluice.FileHash{}, false
 	}
-	h, err := sluice.ParseFileHash(chi.URLParam(r, "file_hash"))
+	h, err := fileHash(r, e, raw)
 	if err != nil {
 		s.writeError(w, r, err)
 		return nil, raw, h, false
 	}
 	return e, raw, h, true
+}
+
+// fileHash parses the file hash in the path of a request by the token
+// raw. A malformed hash is refused only once the token is known to exist:
+// the original node looked the token up first ("Nonexistent token."),
+// then the file ("Invalid file hash"). A well-formed hash needs no extra
+// look-up here: the contract call authenticates the token itself.
+func fileHash(r *http.Request, e Farmers, raw sluice.RawToken) (sluice.FileHash, error) {
+	h, err := sluice.ParseFileHash(chi.URLParam(r, "file_hash"))
+	if err != nil {
+		if _, authErr := e.Authenticate(r.Context(), raw); authErr != nil {
+			return h, authErr
+		}
+	}
+	return h, err
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
@@ -538,7 +553,7 @@ func (s *Server) chunkData(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	h, err := sluice.ParseFileHash(chi.URLParam(r, "file_hash"))
+	h, err := fileHash(r, e, raw)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

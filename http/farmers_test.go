@@ -316,6 +316,7 @@ func TestBadInput(t *testing.T) {
 		return fmt.Sprintf(`{"index":%d,"data":%q,"path":[%s]}`, index, data, strings.Join(p, ","))
 	}
 	i0, i1 := c.Challenge.Indices[0], c.Challenge.Indices[1]
+	const badHash = "Invalid file hash: want 64 hex characters."
 	cases := []struct {
 		name, method, url string
 		body              any
@@ -331,7 +332,13 @@ func TestBadInput(t *testing.T) {
 		{"negative chunk size", "GET", api + "/chunk/" + tok + "/-5", nil, nil, 400, ""},
 		{"absurd chunk size", "GET", api + "/chunk/" + tok + "/99999999999999999999999", nil, nil, 400, ""},
 		{"non-numeric chunk size", "GET", api + "/chunk/" + tok + "/lots", nil, nil, 400, ""},
-		{"bad file hash", "GET", api + "/challenge/" + tok + "/xyz", nil, nil, 400, ""},
+		{"bad file hash", "GET", api + "/challenge/" + tok + "/xyz", nil, nil, 400, badHash},
+		{"bad file hash to answer", "POST", api + "/answer/" + tok + "/xyz", `{"proof":{}}`, nil, 400, badHash},
+		{"bad file hash of data", "GET", api + "/chunk/" + tok + "/xyz/data", nil, nil, 400, badHash},
+		// The token is looked up before the hash's form, as the original did.
+		{"unknown token, bad file hash", "GET", api + "/challenge/" + strings.Repeat("ab", 16) + "/zz", nil, nil, 400, sluice.MsgNonexistentToken},
+		{"unknown token, bad file hash to answer", "POST", api + "/answer/" + strings.Repeat("ab", 16) + "/zz", `{"proof":{}}`, nil, 400, sluice.MsgNonexistentToken},
+		{"unknown token, bad file hash of data", "GET", api + "/chunk/" + strings.Repeat("ab", 16) + "/zz/data", nil, nil, 400, sluice.MsgNonexistentToken},
 		{"non-JSON answer", "POST", api + "/answer/" + tok, "proofs please", nil, 400, ""},
 		{"empty answer body", "POST", api + "/answer/" + tok, "", nil, 400, ""},
 		{"answer with trailing data", "POST", api + "/answer/" + tok, `{"proofs":[]} {}`, nil, 400, ""},

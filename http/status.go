@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,9 +42,10 @@ const maxStatusLimit = 10000
 
 // parseStatusPath reads what follows /status/list: [online/] [by/[d/]KEY/]
 // [LIMIT[/PAGE]], every combination the seed lists, with or without a
-// trailing slash.
-func parseStatusPath(rest string) (actors.StatusQuery, error) {
-	var q actors.StatusQuery
+// trailing slash. none reports a limit of 0: the original node passed it
+// to SQL as LIMIT 0 and answered an empty list, and so does Sluice (a
+// StatusQuery's Limit 0 means all rows, so no query is made).
+func parseStatusPath(rest string) (q actors.StatusQuery, none bool, err error) {
 	segs := strings.FieldsFunc(rest, func(r rune) bool { return r == '/' })
 	next := func() string {
 		if len(segs) == 0 {
@@ -70,29 +72,31 @@ func parseStatusPath(rest string) (actors.StatusQuery, error) {
 			next()
 		}
 		q.SortBy = next()
-		if q.SortBy == "" {
-			return q, &sluice.Error{Kind: sluice.ErrInvalid, Message: sluice.MsgInvalidSort}
+		// Checked here, before the limit, as the original did (and so
+		// also when the limit is 0 and the engine is not asked).
+		if !slices.Contains(actors.SortKeys, q.SortBy) {
+			return q, false, &sluice.Error{Kind: sluice.ErrInvalid, Message: sluice.MsgInvalidSort}
 		}
 	}
-	bad := sluice.Errorf(sluice.ErrInvalid, "Invalid limit or page: want whole numbers, limit from 1 to %d.", maxStatusLimit)
+	bad := sluice.Errorf(sluice.ErrInvalid, "Invalid limit or page: want whole numbers, limit from 0 to %d.", maxStatusLimit)
 	if s := next(); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxStatusLimit {
-			return q, bad
+		if err != nil || n < 0 || n > maxStatusLimit {
+			return q, false, bad
 		}
-		q.Limit = n
+		q.Limit, none = n, n == 0
 	}
 	if s := next(); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 || n > 1<<30 {
-			return q, bad
+			return q, false, bad
 		}
 		q.Page = n
 	}
 	if len(segs) > 0 {
-		return q, sluice.Errorf(sluice.ErrNotFound, "No such route.")
+		return q, false, sluice.Errorf(sluice.ErrNotFound, "No such route.")
 	}
-	return q, nil
+	return q, none, nil
 }
 
 func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
@@ -100,15 +104,17 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		return
 	}
-	q, err := parseStatusPath(chi.URLParam(r, "*"))
+	q, none, err := parseStatusPath(chi.URLParam(r, "*"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	rows, err := e.Status(q)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	var rows []actors.FarmerStatus
+	if !none {
+		if rows, err = e.Status(q); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	out := make([]statusRow, len(rows))
 	for i, f := range rows {
