@@ -40,11 +40,21 @@ type GetQuote struct{}
 // QuoteReply is a copy of the quote.
 type QuoteReply struct {
 	Quote sluice.Quote
+	// HandedOff: the files were handed to the quote's microservice, which
+	// now owns the upload (see quoteState).
+	HandedOff bool
 }
 
-// SetQuoteStatus records a status read from the quote's microservice.
+// SetQuoteStatus records a status read from the quote's microservice; the
+// reply is a SetQuoteStatusReply.
 type SetQuoteStatus struct {
 	Status int
+}
+
+// SetQuoteStatusReply answers SetQuoteStatus once the status is recorded
+// (or was not: Err).
+type SetQuoteStatusReply struct {
+	Err error
 }
 
 // FailQuote ends a quote with a failure status (e.g. 402 when the upload
@@ -79,7 +89,7 @@ type (
 // and storage work, which runs on worker goroutines that report back.
 type quoteActor struct {
 	e       *Engine
-	q       sluice.Quote
+	q       quoteState
 	timer   scheduler.CancelFunc
 	cancel  context.CancelFunc // stops the worker in flight
 	working bool
@@ -104,18 +114,14 @@ func (a *quoteActor) Receive(c actor.Context) {
 		}
 	case *GetQuote:
 		a.expireIfDue(c)
-		c.Respond(&QuoteReply{Quote: a.q})
+		c.Respond(&QuoteReply{Quote: a.q.Quote, HandedOff: a.q.HandedOff})
 	case *StartUpload:
 		c.Respond(&StartUploadReply{Err: a.startUpload(c, msg)})
 	case *SetQuoteStatus:
-		if !sluice.QuoteFinal(a.q.Status) && msg.Status != a.q.Status {
-			if a.set(c, func(q *sluice.Quote) { q.Status = msg.Status }) && sluice.QuoteFinal(msg.Status) {
-				a.e.releaseFiles(a.q)
-			}
-		}
+		c.Respond(&SetQuoteStatusReply{Err: a.relayed(c, msg.Status)})
 	case *FailQuote:
 		if !sluice.QuoteFinal(a.q.Status) {
-			a.set(c, func(q *sluice.Quote) { q.Status = msg.Status })
+			a.set(c, func(q *quoteState) { q.Status = msg.Status })
 		}
 		c.Respond(&StartUploadReply{})
 	case *quoteExpired:
@@ -127,7 +133,7 @@ func (a *quoteActor) Receive(c actor.Context) {
 		if msg.err != nil {
 			a.e.log.Warn(eventQuotePayment, zap.String("quote", a.q.ID), zap.Error(msg.err))
 		}
-		a.set(c, func(q *sluice.Quote) {
+		a.set(c, func(q *quoteState) {
 			q.Status = msg.status
 			if msg.txHash != "" {
 				q.TxHash, q.RawTx = msg.txHash, msg.rawTx
@@ -141,31 +147,51 @@ func (a *quoteActor) Receive(c actor.Context) {
 		a.working = false
 		if msg.err != nil {
 			a.e.log.Error(eventQuoteStorage, zap.String("quote", a.q.ID), zap.Error(msg.err))
-			a.set(c, func(q *sluice.Quote) { q.Status = sluice.StatusInternalError })
+			a.set(c, func(q *quoteState) { q.Status = sluice.StatusInternalError })
 			return
 		}
-		if a.set(c, func(q *sluice.Quote) { q.Chunks = msg.chunks }) {
+		if a.set(c, func(q *quoteState) { q.Chunks = msg.chunks }) {
 			a.progress(c)
 		}
 	case *chunksHeld:
 		if a.q.Status == sluice.StatusUploading && a.e.pool.held(a.q.ID) {
-			a.set(c, func(q *sluice.Quote) { q.Status = sluice.StatusDone })
+			a.set(c, func(q *quoteState) { q.Status = sluice.StatusDone })
 		}
 	case *backendResult:
 		a.working = false
-		status := sluice.StatusUploading
 		if msg.err != nil {
 			a.e.log.Warn(eventQuoteStorage, zap.String("quote", a.q.ID), zap.Error(msg.err))
-			status = sluice.StatusBackendFailed
+			if a.set(c, func(q *quoteState) { q.Status = sluice.StatusBackendFailed }) {
+				a.e.releaseFiles(a.q.Quote)
+			}
+			return
 		}
-		a.set(c, func(q *sluice.Quote) { q.Status = status })
+		// From here on the microservice owns the upload: getStatus asks
+		// it, and a restart neither pays nor uploads again.
+		a.set(c, func(q *quoteState) { q.Status, q.HandedOff = sluice.StatusUploading, true })
 	}
+}
+
+// relayed records a status the quote's microservice reported. Only a
+// handed-off quote takes one, and not once it is final; a final status
+// releases the temporary files.
+func (a *quoteActor) relayed(c actor.Context, status int) error {
+	if !a.q.HandedOff || sluice.QuoteFinal(a.q.Status) || status == a.q.Status {
+		return nil
+	}
+	if !a.set(c, func(q *quoteState) { q.Status = status }) {
+		return fmt.Errorf("%w: could not record the status", sluice.ErrUnavailable)
+	}
+	if sluice.QuoteFinal(status) {
+		a.e.releaseFiles(a.q.Quote)
+	}
+	return nil
 }
 
 func (a *quoteActor) start(c actor.Context) {
 	id := entityID(c.Self())
 	if st, ok := a.e.boot.LoadAndDelete(quoteIdentity(id)); ok {
-		a.q = *st.(*sluice.Quote)
+		a.q = *st.(*quoteState)
 	} else {
 		rec, err := a.e.store.Get(context.Background(), sluice.KindQuote, id)
 		if err != nil {
@@ -175,7 +201,7 @@ func (a *quoteActor) start(c actor.Context) {
 			panic(fmt.Sprintf("decode quote snapshot: %v", err))
 		}
 	}
-	if a.q.Status == sluice.StatusWaiting {
+	if a.waiting() {
 		a.timer = a.e.sched.SendOnce(a.q.Expires.Sub(a.e.now()), c.Self(), &quoteExpired{})
 	}
 	a.progress(c)
@@ -183,7 +209,7 @@ func (a *quoteActor) start(c actor.Context) {
 
 // set commits a change to the quote, then applies it. It reports whether
 // the change was committed (a failed commit is retried by the next step).
-func (a *quoteActor) set(c actor.Context, change func(*sluice.Quote)) bool {
+func (a *quoteActor) set(c actor.Context, change func(*quoteState)) bool {
 	next := a.q
 	change(&next)
 	next.Version++
@@ -201,17 +227,24 @@ func (a *quoteActor) set(c actor.Context, change func(*sluice.Quote)) bool {
 	return true
 }
 
+// waiting reports whether the quote still waits for its files. A status 1
+// the microservice reports after the hand-off is its own (waiting for its
+// payment, say), not the node's.
+func (a *quoteActor) waiting() bool {
+	return a.q.Status == sluice.StatusWaiting && !a.q.HandedOff && len(a.q.Files) == 0
+}
+
 func (a *quoteActor) expireIfDue(c actor.Context) {
-	if a.q.Expired(a.e.now()) {
-		a.set(c, func(q *sluice.Quote) { q.Status = sluice.StatusQuoteExpired })
+	if a.waiting() && a.q.Expired(a.e.now()) {
+		a.set(c, func(q *quoteState) { q.Status = sluice.StatusQuoteExpired })
 	}
 }
 
 func (a *quoteActor) startUpload(c actor.Context, msg *StartUpload) error {
 	a.expireIfDue(c)
-	switch a.q.Status {
-	case sluice.StatusWaiting:
-	case sluice.StatusQuoteExpired:
+	switch {
+	case a.waiting():
+	case a.q.Status == sluice.StatusQuoteExpired:
 		return &sluice.Error{Kind: sluice.ErrExpired, Message: "Quote expired: ask for a new one."}
 	default:
 		return &sluice.Error{Kind: sluice.ErrConflict, Message: "Files already uploaded."}
@@ -220,7 +253,7 @@ func (a *quoteActor) startUpload(c actor.Context, msg *StartUpload) error {
 	if a.q.Free() {
 		status = sluice.StatusPaymentPulled // nothing to pay: straight to storage
 	}
-	if !a.set(c, func(q *sluice.Quote) {
+	if !a.set(c, func(q *quoteState) {
 		q.Files, q.Nonce, q.Signature, q.Status = msg.Files, msg.Nonce, msg.Signature, status
 	}) {
 		return fmt.Errorf("%w: could not record the upload", sluice.ErrUnavailable)
@@ -255,13 +288,21 @@ func (a *quoteActor) worker(c actor.Context, fn func(ctx context.Context) any) {
 // could not read back, and every later step (cutting, the microservice,
 // links) needs the CIDs. A restart that finds files unsealed seals them
 // again here.
+//
+// A proxied quote's only step is the hand-off to its microservice (the
+// microservice takes its own payment); once handed off, whatever status
+// the microservice reports, nothing is left for the node to do.
 func (a *quoteActor) progress(c actor.Context) {
-	q := a.q
+	q := a.q.Quote
 	if len(q.Files) > 0 && !q.Sealed() && !sluice.QuoteFinal(q.Status) {
 		a.worker(c, func(ctx context.Context) any { return a.e.seal(ctx, q) })
 		return
 	}
 	switch {
+	case q.BackendID != "":
+		if !a.q.HandedOff && q.Status == sluice.StatusPaymentPulled && len(q.Files) > 0 {
+			a.worker(c, func(ctx context.Context) any { return a.e.sendToBackend(ctx, q) })
+		}
 	case q.Status == sluice.StatusPaymentStart:
 		a.worker(c, func(ctx context.Context) any { return a.e.pay(ctx, q) })
 	case q.Status == sluice.StatusPaymentPulled && q.Type == a.e.cfg.Uploads.Builtin:
@@ -270,13 +311,11 @@ func (a *quoteActor) progress(c actor.Context) {
 			return
 		}
 		a.e.pool.add(q.ID, q.Chunks)
-		a.set(c, func(q *sluice.Quote) { q.Status = sluice.StatusUploading })
+		a.set(c, func(q *quoteState) { q.Status = sluice.StatusUploading })
 		c.Send(c.Self(), &chunksHeld{})
 	case q.Status == sluice.StatusUploading && q.Type == a.e.cfg.Uploads.Builtin:
 		a.e.pool.add(q.ID, q.Chunks) // after a restart; duplicates are ignored
 		c.Send(c.Self(), &chunksHeld{})
-	case q.Status == sluice.StatusPaymentPulled:
-		a.worker(c, func(ctx context.Context) any { return a.e.sendToBackend(ctx, q) })
 	}
 }
 
@@ -289,12 +328,12 @@ func (a *quoteActor) sealed(c actor.Context, msg *filesSealed) {
 			return // the actor is stopping; a restart seals again
 		}
 		a.e.log.Error(eventQuoteStorage, zap.String("quote", a.q.ID), zap.Error(msg.err))
-		if a.set(c, func(q *sluice.Quote) { q.Status = sluice.StatusInternalError }) {
-			a.e.discardPending(a.q)
+		if a.set(c, func(q *quoteState) { q.Status = sluice.StatusInternalError }) {
+			a.e.discardPending(a.q.Quote)
 		}
 		return
 	}
-	if !a.set(c, func(q *sluice.Quote) {
+	if !a.set(c, func(q *quoteState) {
 		q.Files = slices.Clone(q.Files) // a.q shares the array until the commit
 		for i := range q.Files {
 			q.Files[i].CID = msg.cids[i]
@@ -302,7 +341,7 @@ func (a *quoteActor) sealed(c actor.Context, msg *filesSealed) {
 	}) {
 		return // set retries the step, which seals again
 	}
-	a.e.discardPending(a.q)
+	a.e.discardPending(a.q.Quote)
 	a.progress(c)
 }
 
@@ -331,7 +370,17 @@ func (e *Engine) seal(ctx context.Context, q sluice.Quote) any {
 // pay pulls the quoted amount: check allowance and balance, sign the
 // transferFrom and commit it before it is sent (so a restart re-sends the
 // same transaction), then wait for its confirmations.
+//
+// It refuses a quote the node takes no payment for: a proxied quote (its
+// microservice takes its own) stays as it is, a free one has nothing to
+// pull.
 func (e *Engine) pay(ctx context.Context, q sluice.Quote) any {
+	switch {
+	case q.BackendID != "":
+		return &paymentResult{status: q.Status, err: fmt.Errorf("quote %s is a microservice's: the node pulls no payment for it", q.ID)}
+	case q.Free():
+		return &paymentResult{status: sluice.StatusPaymentPulled}
+	}
 	p := e.cfg.Uploads.Payments
 	if p == nil {
 		return &paymentResult{status: sluice.StatusInternalError, err: errors.New("no payment chain configured")}

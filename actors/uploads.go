@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -118,18 +120,56 @@ func (u *UploadConfig) defaults() {
 
 func quoteIdentity(id string) Identity { return Identity{Kind: sluice.KindQuote, ID: id} }
 
-func quoteRecord(q *sluice.Quote) sluice.Record {
-	b, err := json.Marshal(q)
+// quoteState is what a quote actor owns: the quote, and whether its files
+// were handed to its microservice (proxied types). From the hand-off on the
+// microservice owns the upload: its statuses (100, 101, ... as it reports
+// them through getStatus) are recorded as the quote's status, and the node
+// neither pays nor uploads again for it, after a restart too.
+type quoteState struct {
+	sluice.Quote
+	HandedOff bool
+}
+
+// quoteJSON is a quote record's state: the quote's fields and, for a
+// proxied quote, handed_off. Records written before the flag existed lack
+// it; decodeQuote infers it for them.
+type quoteJSON struct {
+	sluice.Quote
+	HandedOff *bool `json:"handed_off,omitempty"`
+}
+
+func quoteRecord(q *quoteState) sluice.Record {
+	st := quoteJSON{Quote: q.Quote}
+	if q.BackendID != "" {
+		st.HandedOff = &q.HandedOff
+	}
+	b, err := json.Marshal(st)
 	if err != nil {
 		panic(fmt.Sprintf("encode quote: %v", err))
 	}
 	return sluice.Record{Kind: sluice.KindQuote, ID: q.ID, Owner: strings.ToLower(q.Owner), Version: q.Version, Live: true, State: b}
 }
 
-func decodeQuote(r sluice.Record) (sluice.Quote, error) {
-	var q sluice.Quote
-	err := json.Unmarshal(r.State, &q)
-	return q, err
+// decodeQuote reads a quote record. A proxied quote's record from before
+// handed_off was written counts as handed off once its files are all
+// sealed: the node sealed them just before the hand-off, and a status
+// recorded after that (100, 101, ...) came from the microservice. (A node
+// stopped between the seal and the hand-off's reply was the other case; it
+// cannot be told apart, and sending the upload again would fail against a
+// microservice that already has it, so it is not sent again.)
+func decodeQuote(r sluice.Record) (quoteState, error) {
+	var st quoteJSON
+	if err := json.Unmarshal(r.State, &st); err != nil {
+		return quoteState{}, err
+	}
+	q := quoteState{Quote: st.Quote}
+	switch {
+	case st.HandedOff != nil:
+		q.HandedOff = *st.HandedOff
+	case q.BackendID != "":
+		q.HandedOff = len(q.Files) > 0 && q.Sealed()
+	}
+	return q, nil
 }
 
 // Upload errors with the Ocean backend's messages.
@@ -168,10 +208,15 @@ type QuoteRequest struct {
 	Type     string
 	Lengths  []int64
 	Duration int64
-	ChainID  json.RawMessage
-	Token    string
-	Owner    string
-	Raw      []byte // the body as sent, forwarded to microservices
+	// HasDuration: the body had a duration. Every type requires one, as
+	// the Ocean backend's quote serializer does ({"duration": ["This
+	// field is required."]}, whatever the microservice answered); the
+	// built-in type also wants it positive, or the price would be zero.
+	HasDuration bool
+	ChainID     json.RawMessage
+	Token       string
+	Owner       string
+	Raw         []byte // the body as sent, forwarded to microservices
 }
 
 // QuoteResult is what getQuote answers.
@@ -193,6 +238,9 @@ func (e *Engine) NewQuote(ctx context.Context, req QuoteRequest) (QuoteResult, e
 		Token: req.Token, Owner: req.Owner, Created: now, Expires: now.Add(u.QuoteTTL), Status: sluice.StatusWaiting, Version: 1}
 	switch {
 	case req.Type == u.Builtin:
+		if err := req.checkDuration(true); err != nil {
+			return QuoteResult{}, err
+		}
 		var id [16]byte
 		if err := e.read(id[:]); err != nil {
 			return QuoteResult{}, err
@@ -223,6 +271,9 @@ func (e *Engine) NewQuote(ctx context.Context, req QuoteRequest) (QuoteResult, e
 		if !active {
 			return QuoteResult{}, ErrUnknownType
 		}
+		if err := req.checkDuration(false); err != nil {
+			return QuoteResult{}, err
+		}
 		raw, err := u.Client.GetQuote(ctx, s, req.Raw)
 		if err != nil {
 			return QuoteResult{}, err
@@ -242,14 +293,27 @@ func (e *Engine) NewQuote(ctx context.Context, req QuoteRequest) (QuoteResult, e
 			q.Token = mq.TokenAddress
 		}
 	}
-	if err := e.writer.Commit(ctx, quoteRecord(&q)); err != nil {
+	st := quoteState{Quote: q}
+	if err := e.writer.Commit(ctx, quoteRecord(&st)); err != nil {
 		return QuoteResult{}, unavailable(err)
 	}
-	if err := e.spawn(quoteIdentity(q.ID), &q); err != nil {
+	if err := e.spawn(quoteIdentity(q.ID), &st); err != nil {
 		return QuoteResult{}, err
 	}
 	e.quotes.add(q.Owner, q.ID, q.Created)
 	return resultOf(q), nil
+}
+
+// checkDuration refuses a request without a duration, or (positive) with
+// one of zero. It runs once the type is known to exist.
+func (r QuoteRequest) checkDuration(positive bool) error {
+	switch {
+	case !r.HasDuration:
+		return &sluice.Error{Kind: sluice.ErrInvalid, Message: "Invalid input data: duration is required."}
+	case positive && r.Duration <= 0:
+		return &sluice.Error{Kind: sluice.ErrInvalid, Message: "Invalid input data: duration must be at least 1 second."}
+	}
+	return nil
 }
 
 func resultOf(q sluice.Quote) QuoteResult {
@@ -273,21 +337,29 @@ func (e *Engine) CheckSigned(ctx context.Context, owner, quoteID, nonce, signatu
 
 // Quote returns a quote's current state.
 func (e *Engine) Quote(ctx context.Context, id string) (sluice.Quote, error) {
+	q, err := e.quoteState(ctx, id)
+	return q.Quote, err
+}
+
+// quoteState returns a quote's current state from its actor, or from its
+// record when it has none (it is final).
+func (e *Engine) quoteState(ctx context.Context, id string) (quoteState, error) {
 	res, err := e.dir.Ask(ctx, quoteIdentity(id), &GetQuote{})
 	if errors.Is(err, errNoActor) {
 		rec, err := e.store.Get(ctx, sluice.KindQuote, id)
 		if errors.Is(err, sluice.ErrNotFound) {
-			return sluice.Quote{}, ErrQuoteNotFound
+			return quoteState{}, ErrQuoteNotFound
 		}
 		if err != nil {
-			return sluice.Quote{}, unavailable(err)
+			return quoteState{}, unavailable(err)
 		}
 		return decodeQuote(rec)
 	}
 	if err != nil {
-		return sluice.Quote{}, err
+		return quoteState{}, err
 	}
-	return res.(*QuoteReply).Quote, nil
+	r := res.(*QuoteReply)
+	return quoteState{Quote: r.Quote, HandedOff: r.HandedOff}, nil
 }
 
 // StartUpload gives a quote its stored files.
@@ -311,31 +383,46 @@ func (e *Engine) FailQuote(ctx context.Context, id string, status int) error {
 	return err
 }
 
-// QuoteStatus returns a quote's status; a proxied quote asks its
-// microservice and records the answer.
+// QuoteStatus returns a quote's status. Once a proxied quote's files are
+// handed to its microservice, every call asks the microservice, as the
+// Ocean backend does, and the quote records the answer; until then (and
+// for the built-in type) the node's own status is the answer. A status the
+// node counts as final (sluice.QuoteFinal) is kept and answered without
+// asking again. A microservice that fails to answer is an error, relayed
+// (microservice.RemoteError), never hidden behind the stored status.
 func (e *Engine) QuoteStatus(ctx context.Context, id string) (int, error) {
-	q, err := e.Quote(ctx, id)
+	q, err := e.quoteState(ctx, id)
 	if err != nil {
 		return 0, err
 	}
-	if q.Type == e.cfg.Uploads.Builtin || q.BackendID == "" || q.Status < sluice.StatusUploading || sluice.QuoteFinal(q.Status) {
+	if !q.HandedOff || sluice.QuoteFinal(q.Status) || e.cfg.Uploads.Registry == nil {
 		return q.Status, nil
 	}
 	s, known, _ := e.cfg.Uploads.Registry.Get(q.Type)
 	if !known {
-		return q.Status, nil
+		return 0, &microservice.RemoteError{Status: http.StatusBadGateway, Message: "The quote's storage type is not registered."}
 	}
 	st, err := e.cfg.Uploads.Client.GetStatus(ctx, s, q.BackendID)
 	if err != nil {
-		e.log.Info(eventQuoteStorage, zap.String("quote", id), zap.Error(err))
-		return q.Status, nil
+		return 0, err
 	}
-	e.dir.Tell(quoteIdentity(id), &SetQuoteStatus{Status: st})
+	if st != q.Status {
+		// Recorded before the answer, so the next call and a restart
+		// start from it. An actor that is gone (the quote turned final
+		// meanwhile) keeps its own status.
+		if _, err := e.dir.Ask(ctx, quoteIdentity(id), &SetQuoteStatus{Status: st}); err != nil && !errors.Is(err, errNoActor) {
+			e.log.Warn(eventQuoteStorage, zap.String("quote", id), zap.Error(err))
+		}
+	}
 	return st, nil
 }
 
-// QuoteLink returns the storage links of a finished upload.
-func (e *Engine) QuoteLink(ctx context.Context, q sluice.Quote) (json.RawMessage, error) {
+// QuoteLink returns the storage links of a finished upload. A proxied
+// quote's links come from its microservice, asked with the request's own
+// nonce and signature (the microservices want each signed request's nonce
+// greater than the last one they saw from the user, so the upload's
+// cannot be replayed).
+func (e *Engine) QuoteLink(ctx context.Context, q sluice.Quote, nonce, signature string) (json.RawMessage, error) {
 	if q.Type == e.cfg.Uploads.Builtin {
 		if q.Status != sluice.StatusDone {
 			return nil, &sluice.Error{Kind: sluice.ErrConflict, Message: "Upload not completed yet."}
@@ -346,11 +433,44 @@ func (e *Engine) QuoteLink(ctx context.Context, q sluice.Quote) (json.RawMessage
 		}
 		return json.Marshal(links)
 	}
+	if e.cfg.Uploads.Registry == nil {
+		return nil, ErrUnknownType
+	}
 	s, known, _ := e.cfg.Uploads.Registry.Get(q.Type)
 	if !known {
 		return nil, ErrUnknownType
 	}
-	return e.cfg.Uploads.Client.GetLink(ctx, s, q.BackendID, q.Nonce, q.Signature)
+	return e.cfg.Uploads.Client.GetLink(ctx, s, q.BackendID, nonce, signature)
+}
+
+// ErrNoHistoryType answers getHistory for a storage type that is neither
+// the built-in one nor a registered microservice (the Ocean backend's 404).
+var ErrNoHistoryType = &sluice.Error{Kind: sluice.ErrNotFound, Message: "No matching storage type found"}
+
+// ProxiedHistory answers getHistory for one microservice's type as the
+// Ocean backend does: it forwards params (userAddress, nonce, signature,
+// page, pageSize) to the microservice's getHistory and returns its reply
+// as is. forwarded is false when the node answers from its own records
+// instead: for the built-in type, for all types (typ ""), and for a type
+// whose registration lapsed (its quotes keep working; its microservice may
+// be gone).
+func (e *Engine) ProxiedHistory(ctx context.Context, typ string, params url.Values) (reply json.RawMessage, forwarded bool, err error) {
+	u := e.cfg.Uploads
+	if typ == "" || typ == u.Builtin {
+		return nil, false, nil
+	}
+	if u.Registry == nil {
+		return nil, false, ErrNoHistoryType
+	}
+	s, known, active := u.Registry.Get(typ)
+	switch {
+	case !known:
+		return nil, false, ErrNoHistoryType
+	case !active:
+		return nil, false, nil
+	}
+	reply, err = u.Client.GetHistory(ctx, s, params)
+	return reply, true, err
 }
 
 // HistoryPage is one page of a user's quotes, newest first.
@@ -475,7 +595,7 @@ func (e *Engine) recoverQuotes(ctx context.Context) error {
 		}
 		e.quotes.add(q.Owner, q.ID, q.Created)
 		if q.BackendID != "" && sluice.QuoteFinal(q.Status) {
-			e.releaseFiles(q) // the store keeps no schedule: re-issue it
+			e.releaseFiles(q.Quote) // the store keeps no schedule: re-issue it
 		}
 		if !sluice.QuoteFinal(q.Status) || (q.Type == e.cfg.Uploads.Builtin && q.Status == sluice.StatusDone) {
 			if q.Type == e.cfg.Uploads.Builtin && len(q.Chunks) > 0 {

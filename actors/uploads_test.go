@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice"
@@ -33,5 +34,40 @@ func TestDecodeQuoteFiles(t *testing.T) {
 	back.Files[0].CID = q.Files[1].CID
 	if !back.Sealed() {
 		t.Fatalf("all files with a CID: got not sealed, want sealed")
+	}
+}
+
+// TestDecodeQuoteHandedOff: a proxied quote's record says whether its
+// files were handed to the microservice; a record from before it did is
+// read as handed off once its files are sealed (the node hands them off
+// right after sealing them). Built-in quotes' records do not carry it.
+func TestDecodeQuoteHandedOff(t *testing.T) {
+	const sealed = `"files":[{"name":"a","cid":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","length":5}]`
+	const pending = `"files":[{"name":"a","cid":"","pending":"0123456789abcdef0123456789abcdef","length":5}]`
+	for _, c := range []struct {
+		name, state string
+		want        bool
+	}{
+		{"old, relayed 100", `{"id":"q","type":"arweave","backend_id":"q","status":100,` + sealed + `}`, true},
+		{"old, files not sealed", `{"id":"q","type":"arweave","backend_id":"q","status":101,` + pending + `}`, false},
+		{"old, waiting", `{"id":"q","type":"arweave","backend_id":"q","status":1}`, false},
+		{"new, not handed off", `{"id":"q","type":"arweave","backend_id":"q","status":101,"handed_off":false,` + sealed + `}`, false},
+		{"new, handed off", `{"id":"q","type":"arweave","backend_id":"q","status":1,"handed_off":true,` + sealed + `}`, true},
+		{"built-in", `{"id":"q","type":"sluice","status":300,` + sealed + `}`, false},
+	} {
+		q, err := decodeQuote(sluice.Record{Kind: sluice.KindQuote, ID: "q", State: []byte(c.state)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.HandedOff != c.want {
+			t.Fatalf("%s: got handed off %v, want %v", c.name, q.HandedOff, c.want)
+		}
+		back, _ := decodeQuote(quoteRecord(&q))
+		if back.HandedOff != c.want {
+			t.Fatalf("%s, written again: got handed off %v, want %v", c.name, back.HandedOff, c.want)
+		}
+		if rec := quoteRecord(&q); strings.Contains(string(rec.State), "handed_off") != (q.BackendID != "") {
+			t.Fatalf("%s: record %s, want handed_off exactly for proxied quotes", c.name, rec.State)
+		}
 	}
 }

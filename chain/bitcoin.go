@@ -50,11 +50,17 @@ var curveOrder = [32]byte{
 // Trying eight candidates instead of one leaves a forger a 2^-157 chance
 // rather than 2^-160. Any version byte is accepted, as siggy did.
 //
-// High-S signatures are accepted: wallets from before low-S normalisation
-// (BIP 62/146) produce them, and negating s only yields the same key under
-// the other recovery id, so rejecting them would refuse genuine owners
-// without making forgery any harder. Malleability does not matter here
-// because nothing is identified by the signature's bytes.
+// High-S signatures are accepted, unlike on the Ethereum path
+// (DecodeSignature refuses them, as the uploader spec asks). This is a
+// decision: the farmer spec is silent, the reference verifier (siggy, over
+// pycoin) accepts any s in [1, n−1], and so does Bitcoin Core's
+// verifymessage (public-key recovery has no low-S rule; BIP 62/146 only
+// cover transaction signatures). Wallets from before low-S normalisation
+// produce them, and negating s only yields the same key under the other
+// recovery id, so rejecting them would refuse genuine owners without making
+// forgery any harder. Malleability does not matter here because nothing is
+// identified by the signature's bytes: replay is refused per (address,
+// message).
 func VerifyBitcoinMessage(address, message, signature string) error {
 	payload, err := sluice.Base58CheckDecode(address)
 	if err != nil || len(payload) != 1+20 {

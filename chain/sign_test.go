@@ -2,6 +2,7 @@ package chain
 
 import (
 	"encoding/hex"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -33,9 +34,21 @@ func ethTestHex(sig []byte, prefix string, vOffset byte) string {
 	return prefix + hex.EncodeToString(b)
 }
 
+// ethTestTwin returns the malleable twin of a R‖S‖V signature: s
+// replaced by n−s and V flipped. It recovers the same signer.
+func ethTestTwin(sig []byte) []byte {
+	n := crypto.S256().Params().N
+	s := new(big.Int).Sub(n, new(big.Int).SetBytes(sig[32:64]))
+	twin := append([]byte(nil), sig...)
+	s.FillBytes(twin[32:64])
+	twin[64] ^= 1
+	return twin
+}
+
 func TestVerifyPersonal(t *testing.T) {
 	const msg = "I own this address."
 	addr, sig := ethTestSign(t, msg)
+	twin := ethTestTwin(sig)
 	otherAddr, otherSig := ethTestSign(t, msg)
 	tampered := append([]byte(nil), sig...)
 	tampered[5] ^= 1
@@ -63,6 +76,10 @@ func TestVerifyPersonal(t *testing.T) {
 		{"V 26", addr, msg, ethTestHex(sig, "0x", 26-sig[64]), ErrSignatureValue},
 		{"V 255", addr, msg, ethTestHex(sig, "0x", 255-sig[64]), ErrSignatureValue},
 		{"all-zero signature", addr, msg, "0x" + strings.Repeat("00", 65), ErrSignatureValue},
+		{"high S, V 27/28", addr, msg, ethTestHex(twin, "0x", 27), ErrSignatureMalleable},
+		{"high S, V 0/1", addr, msg, ethTestHex(twin, "", 0), ErrSignatureMalleable},
+		{"s = n", addr, msg, ethTestHex(append(append(append([]byte(nil), sig[:32]...), crypto.S256().Params().N.Bytes()...), sig[64]), "0x", 27), ErrSignatureValue},
+		{"r = 0", addr, msg, ethTestHex(append(make([]byte, 32), sig[32:]...), "0x", 27), ErrSignatureValue},
 		{"bad address", "0x1234", msg, ethTestHex(sig, "0x", 27), ErrSignatureValue},
 
 		{"64 bytes", addr, msg, ethTestHex(sig, "0x", 27)[:130], ErrSignatureLength},
@@ -96,6 +113,46 @@ func TestRecoverPersonal(t *testing.T) {
 	}
 }
 
+// TestHighSRefused takes the reference's vectors (low S, as every wallet
+// signs) and their malleable twins: go-ethereum's SigToPub recovers the
+// same signer from a twin, so only the explicit check refuses it.
+func TestHighSRefused(t *testing.T) {
+	for _, v := range []struct{ quote, nonce, sig string }{
+		{"892241ee78e1ff18ca514a475a55f8fb", "1700000000",
+			"0xc7b8c6be48558b6c2d21a2a7d4e0749053f8bb3cdaa451583021e7bd494395f02c480322f6f43d3ed9afb70d8f4d8956f077131b90bbb3f69e13c2f16bcc907b1c"},
+		{"", "1700000001",
+			"0x0d71ec6ba3d017a8a4f08894674b196ddb0ba0178fd3c8f8b745879e0c5e39831f033ba73623ecdff7de978807ea67901e5ccccbf5740a9c86791da5f04060da1b"},
+	} {
+		msg := []byte(sluice.SignedMessage(v.quote, v.nonce))
+		raw, err := hex.DecodeString(v.sig[2:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[64] -= 27
+		twin := ethTestTwin(raw)
+		pub, err := crypto.SigToPub(accounts.TextHash(msg), twin)
+		want, _ := RecoverPersonal(msg, v.sig)
+		if err != nil || crypto.PubkeyToAddress(*pub) != want {
+			t.Fatalf("quote %q: the twin does not recover the signer with SigToPub; the test is wrong", v.quote)
+		}
+		for _, offset := range []byte{0, 27} {
+			if got, err := RecoverPersonal(msg, ethTestHex(twin, "0x", offset)); err != ErrSignatureMalleable {
+				t.Errorf("quote %q, twin with V offset %d: got %s, %v, want %v", v.quote, offset, got.Hex(), err, ErrSignatureMalleable)
+			}
+		}
+		if _, err := DecodeSignature(ethTestHex(twin, "0x", 27)); err != ErrSignatureMalleable {
+			t.Errorf("DecodeSignature of the twin: got %v, want %v", err, ErrSignatureMalleable)
+		}
+	}
+	// Fresh signatures from go-ethereum are always low S, so never refused.
+	for range 64 {
+		addr, sig := ethTestSign(t, "low")
+		if err := VerifyPersonal(addr, []byte("low"), ethTestHex(sig, "0x", 27)); err != nil {
+			t.Fatalf("a go-ethereum signature: got %v, want nil", err)
+		}
+	}
+}
+
 func TestDecodeSignature(t *testing.T) {
 	_, sig := ethTestSign(t, "x")
 	for _, offset := range []byte{0, 27} {
@@ -110,7 +167,7 @@ func TestDecodeSignature(t *testing.T) {
 }
 
 func TestSignatureErrors(t *testing.T) {
-	for _, err := range []*sluice.Error{ErrSignatureFormat, ErrSignatureLength, ErrSignatureValue} {
+	for _, err := range []*sluice.Error{ErrSignatureFormat, ErrSignatureLength, ErrSignatureValue, ErrSignatureMalleable} {
 		if got := sluice.Kind(err); got != sluice.ErrInvalid {
 			t.Errorf("%q: got kind %v, want %v", err.Message, got, sluice.ErrInvalid)
 		}
@@ -135,6 +192,7 @@ func TestVerifyAddressSignature(t *testing.T) {
 		{"base58", btcAddr, sluice.AddressBase58, msg, btcSig, nil},
 		{"base58 vector", btcVectorAddress, sluice.AddressBase58, btcVectorMessage, btcVectorSignature, nil},
 		{"ethereum, tampered message", ethAddr, sluice.AddressEthereum, msg + "!", ethHex, ErrSignatureValue},
+		{"ethereum, high S", ethAddr, sluice.AddressEthereum, msg, ethTestHex(ethTestTwin(ethSig), "0x", 27), ErrSignatureMalleable},
 		{"base58, tampered message", btcAddr, sluice.AddressBase58, msg + "!", btcSig, ErrSignatureValue},
 		{"ethereum kind, bitcoin signature", ethAddr, sluice.AddressEthereum, msg, btcSig, ErrSignatureFormat},
 		{"base58 kind, ethereum signature", btcAddr, sluice.AddressBase58, msg, ethHex, ErrBitcoinSignatureLength},

@@ -12,10 +12,16 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// errorBody is the error format of both APIs.
+// errorBody is the farmer API's error format.
 type errorBody struct {
 	Status  string `json:"status"`
 	Message string `json:"message"`
+}
+
+// uploaderErrorBody is the uploader API's error format (and the private
+// listener's).
+type uploaderErrorBody struct {
+	Error string `json:"error"`
 }
 
 // Request-level errors of the HTTP layer itself.

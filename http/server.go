@@ -6,9 +6,14 @@ package http
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +24,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/actors"
 	"github.com/sluicehq/sluice/metrics"
+	"github.com/sluicehq/sluice/microservice"
 	"github.com/sluicehq/sluice/proof"
 )
 
@@ -26,6 +32,7 @@ import (
 const (
 	eventRequest       = "http.request"
 	eventInternalError = "http.internal_error"
+	eventUploadStalled = "http.upload_stalled"
 )
 
 // Farmers is what the farmer API needs from the engine.
@@ -58,8 +65,15 @@ type Config struct {
 	MaxBody int64
 	// MaxBatch bounds the items of one batch call.
 	MaxBatch int
-	// RequestTimeout bounds the work of one request.
+	// RequestTimeout bounds one request: its context, and the reading of
+	// its body (a per-request read deadline; the http.Server needs no
+	// ReadTimeout). POST /upload is the exception: it has no overall limit
+	// while its body keeps arriving (UploadIdleTimeout), and RequestTimeout
+	// counts from the last byte received.
 	RequestTimeout time.Duration
+	// UploadIdleTimeout is how long an upload's body may send nothing
+	// before the request is cut with 408.
+	UploadIdleTimeout time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// VerifySignature checks that signature is the owner of address's
@@ -86,6 +100,9 @@ func (c *Config) defaults() {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 30 * time.Second
+	}
+	if c.UploadIdleTimeout <= 0 {
+		c.UploadIdleTimeout = 30 * time.Second
 	}
 }
 
@@ -123,14 +140,74 @@ func New(cfg Config, m *metrics.Set, log *zap.Logger) *Server {
 	for _, prefix := range []string{"/api/downstream", "/api/downstream/v1"} {
 		r.Route(prefix, s.farmerRoutes)
 	}
+	// Set after the farmer routes, so that their sub-routers take them too.
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody{Status: "error", Message: "No such route."})
+		writeRouteError(w, r, http.StatusNotFound, msgNoRoute)
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Status: "error", Message: "Method not allowed on this route."})
+		writeRouteError(w, r, http.StatusMethodNotAllowed, msgNoMethod)
 	})
 	s.router = stripSlash(r)
 	return s
+}
+
+// Messages of unknown routes and wrong methods.
+const (
+	msgNoRoute  = "No such route."
+	msgNoMethod = "Method not allowed on this route."
+)
+
+// farmerPrefix is where the farmer API lives: /api/downstream and
+// /api/downstream/v1 (and anything under them).
+const farmerPrefix = "/api/downstream"
+
+// isFarmerPath tells whether path belongs to the farmer API.
+func isFarmerPath(path string) bool {
+	return path == farmerPrefix || strings.HasPrefix(path, farmerPrefix+"/")
+}
+
+// writeRouteError answers an unknown route or a wrong method in the format
+// of the API the path belongs to: the farmer API's {"status": "error",
+// "message"} under its prefix, the uploader API's {"error"} elsewhere (the
+// uploader routes and everything else at the root).
+func writeRouteError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if isFarmerPath(r.URL.Path) {
+		writeJSON(w, code, errorBody{Status: "error", Message: msg})
+		return
+	}
+	writeJSON(w, code, uploaderErrorBody{Error: msg})
+}
+
+// Private serves the private listener: microservices register and pull
+// uploaded files there. Every error is the uploader API's {"error": ...};
+// a registration's success is the real backend's JSON string.
+func (s *Server) Private(reg *microservice.Registry) http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.observe)
+	r.Post("/register", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxQuoteBody))
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				writeJSON(w, http.StatusRequestEntityTooLarge, uploaderErrorBody{Error: sluice.Message(errBodyTooLarge)})
+				return
+			}
+			writeJSON(w, http.StatusBadRequest, uploaderErrorBody{Error: "Invalid input data: the body could not be read."})
+			return
+		}
+		code, reply := reg.Register(r.Context(), body)
+		writeJSON(w, code, reply)
+	})
+	if s.cfg.BlobHandler != nil {
+		r.Handle("/ipfs/*", s.cfg.BlobHandler)
+	}
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, uploaderErrorBody{Error: msgNoRoute})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, uploaderErrorBody{Error: msgNoMethod})
+	})
+	return stripSlash(r)
 }
 
 // SetFarmers attaches the started engine and marks the node ready.
@@ -178,14 +255,17 @@ func routeOf(r *http.Request) string {
 }
 
 // observe counts, times and logs every request by route pattern (never by
-// path: paths carry farmers' tokens).
+// path: paths carry farmers' tokens), and bounds it: RequestTimeout for
+// its context and for reading its body, except for uploads (streamUpload).
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		next.ServeHTTP(rec, r.WithContext(ctx))
+		if isUpload(r) {
+			s.streamUpload(next, rec, r)
+		} else {
+			s.bounded(next, rec, r, start)
+		}
 		took := time.Since(start)
 		route := routeOf(r)
 		s.metrics.Requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Inc()
@@ -196,3 +276,133 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 	})
 }
+
+// bounded serves a request within RequestTimeout from start: its context,
+// and the reading of its body, as a server-wide ReadTimeout would. A
+// request without a body gets no read deadline: it would only bound
+// net/http's read-ahead, whose timeout cancels the connection's context.
+// (An unsupported writer, a test recorder, has no connection to bound.)
+func (s *Server) bounded(next http.Handler, rec *statusRecorder, r *http.Request, start time.Time) {
+	ctx, cancel := context.WithDeadline(r.Context(), start.Add(s.cfg.RequestTimeout))
+	defer cancel()
+	if r.ContentLength != 0 {
+		_ = http.NewResponseController(rec).SetReadDeadline(start.Add(s.cfg.RequestTimeout))
+	}
+	next.ServeHTTP(rec, r.WithContext(ctx))
+}
+
+// isUpload tells whether r is POST /upload, whose body may take as long as
+// it takes to arrive. (observe runs before routing, after stripSlash.)
+func isUpload(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == "/upload"
+}
+
+// streamUpload serves an upload without an overall time limit, so that a
+// large file on a slow link is not cut while its bytes keep coming:
+//
+//   - each read of the body pushes the connection's read deadline to
+//     UploadIdleTimeout from then, which also replaces the server-wide
+//     ReadTimeout, if any; a body that sends nothing for that long is cut
+//     and the client gets 408 (the handler's own error, a consequence of
+//     the cut, is dropped) and the connection is closed;
+//   - the server-wide write deadline is lifted (the reply is a few bytes,
+//     written once the body is read);
+//   - the request's context ends RequestTimeout after the last read of
+//     the body returned (or after the start, before any read), so the work
+//     before and after the body is bounded as for any request, and calls
+//     made with it keep their own timeouts.
+func (s *Server) streamUpload(next http.Handler, rec *statusRecorder, r *http.Request) {
+	rc := http.NewResponseController(rec)
+	_ = rc.SetWriteDeadline(time.Time{})
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	quiet := time.AfterFunc(s.cfg.RequestTimeout, func() { cancel(context.DeadlineExceeded) })
+	defer quiet.Stop()
+	body := &uploadBody{ReadCloser: r.Body, rc: rc, idle: s.cfg.UploadIdleTimeout, quiet: quiet, after: s.cfg.RequestTimeout}
+	r2 := r.WithContext(ctx)
+	r2.Body = body
+	cut := &stallWriter{statusRecorder: rec, body: body}
+	next.ServeHTTP(cut, r2)
+	if !body.eof {
+		// net/http drains some of an unread body to keep the connection:
+		// at the idle pace, not forever (the server has no ReadTimeout).
+		_ = rc.SetReadDeadline(time.Now().Add(s.cfg.UploadIdleTimeout))
+	}
+	if !body.stalled || cut.wrote {
+		return
+	}
+	s.log.Info(eventUploadStalled, zap.Duration("idle", s.cfg.UploadIdleTimeout))
+	h := rec.Header()
+	h.Del("Retry-After")
+	h.Set("Connection", "close")
+	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.RequestTimeout))
+	writeJSON(rec, http.StatusRequestTimeout, uploaderErrorBody{Error: "Upload cut: no data received for " +
+		s.cfg.UploadIdleTimeout.String() + "; nothing was stored. Ask for a new signature and send the files again."})
+}
+
+// uploadBody is an upload's request body that keeps the connection's read
+// deadline UploadIdleTimeout ahead of each read and holds off the
+// request's quiet timer while a read is under way. Only the handler's
+// goroutine reads it.
+type uploadBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	idle    time.Duration
+	quiet   *time.Timer   // cancels the request's context
+	after   time.Duration // RequestTimeout
+	stalled bool          // a read hit the idle deadline
+	eof     bool          // the whole body was read
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	b.quiet.Stop()
+	defer b.quiet.Reset(b.after)
+	if err := b.rc.SetReadDeadline(time.Now().Add(b.idle)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return 0, err
+	}
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		// The whole body is in. net/http now reads ahead on the connection
+		// to notice a client that leaves, and a read error there cancels
+		// the request's context: lift the deadline, the quiet timer bounds
+		// what remains.
+		b.eof = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case err != nil && isTimeout(err):
+		b.stalled = true
+	}
+	return n, err
+}
+
+// isTimeout tells whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// stallWriter drops what the handler writes once its body was cut: the
+// 408 that streamUpload writes instead says what happened.
+type stallWriter struct {
+	*statusRecorder
+	body  *uploadBody
+	wrote bool // the handler's reply went out before any cut
+}
+
+func (w *stallWriter) WriteHeader(code int) {
+	if w.body.stalled && !w.wrote {
+		return
+	}
+	w.wrote = true
+	w.statusRecorder.WriteHeader(code)
+}
+
+func (w *stallWriter) Write(p []byte) (int, error) {
+	if w.body.stalled && !w.wrote {
+		return len(p), nil
+	}
+	w.wrote = true
+	return w.statusRecorder.Write(p)
+}
+
+func (w *stallWriter) Unwrap() http.ResponseWriter { return w.statusRecorder }

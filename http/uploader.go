@@ -11,6 +11,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -35,8 +36,13 @@ type Uploads interface {
 	StartUpload(ctx context.Context, id string, up actors.StartUpload) error
 	FailQuote(ctx context.Context, id string, status int) error
 	QuoteStatus(ctx context.Context, id string) (int, error)
-	QuoteLink(ctx context.Context, q sluice.Quote) (json.RawMessage, error)
+	// QuoteLink answers getLink; a proxied quote forwards the request's
+	// own nonce and signature to its microservice.
+	QuoteLink(ctx context.Context, q sluice.Quote, nonce, signature string) (json.RawMessage, error)
 	History(ctx context.Context, owner, typ string, page, size int) (actors.HistoryPage, error)
+	// ProxiedHistory forwards getHistory to a microservice's type; false
+	// when the node answers from its own records.
+	ProxiedHistory(ctx context.Context, typ string, params url.Values) (json.RawMessage, bool, error)
 }
 
 // BlobPutter stores uploaded files in the temporary store. Stage writes
@@ -216,8 +222,10 @@ func parseQuote(raw []byte) (actors.QuoteRequest, error) {
 		return req, invalid("too many files: at most %d.", maxFiles)
 	case !common.IsHexAddress(b.UserAddress):
 		return req, invalid("userAddress is not an Ethereum address.")
-	case b.Payment == nil || len(b.Payment.ChainID) == 0:
+	case b.Payment == nil || len(b.Payment.ChainID) == 0 || string(b.Payment.ChainID) == "null":
 		return req, invalid("payment.chainId is missing.")
+	case !validChainID(b.Payment.ChainID):
+		return req, invalid("payment.chainId must be a string or a whole number.")
 	}
 	req.Type, req.Owner, req.ChainID, req.Token = *b.Type, b.UserAddress, b.Payment.ChainID, b.Payment.TokenAddress
 	if req.Token != "" && !common.IsHexAddress(req.Token) {
@@ -235,15 +243,28 @@ func parseQuote(raw []byte) (actors.QuoteRequest, error) {
 	if total > 1<<40 {
 		return req, invalid("the files add up to more than 1 TiB.")
 	}
-	d, err := strconv.ParseInt(b.Duration.String(), 10, 64)
+	// A missing duration is NewQuote's to refuse, once the type is known
+	// to exist (the Ocean backend answers an unknown type first).
 	if b.Duration == "" {
-		d, err = 0, nil
+		return req, nil
 	}
+	d, err := strconv.ParseInt(b.Duration.String(), 10, 64)
 	if err != nil || d < 0 {
 		return req, invalid("duration must be a whole number of seconds.")
 	}
-	req.Duration = d
+	req.Duration, req.HasDuration = d, true
 	return req, nil
+}
+
+// validChainID reports whether a getQuote chainId is a non-empty string or
+// a whole number written as one (80001, not 80001.0 or 8e4).
+func validChainID(raw json.RawMessage) bool {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s != ""
+	}
+	_, err := strconv.ParseUint(string(raw), 10, 64)
+	return err == nil
 }
 
 // signedParams reads quoteId, nonce and signature from the query or, for
@@ -286,8 +307,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = u.CheckSigned(ctx, q.Owner, id, nonce, sig)
 	}
-	if err == nil && q.Status != sluice.StatusWaiting {
-		if q.Expired(time.Now()) || q.Status == sluice.StatusQuoteExpired {
+	if err == nil && (q.Status != sluice.StatusWaiting || len(q.Files) > 0) {
+		if len(q.Files) == 0 && (q.Expired(time.Now()) || q.Status == sluice.StatusQuoteExpired) {
 			err = &sluice.Error{Kind: sluice.ErrExpired, Message: "Quote expired: ask for a new one."}
 		} else {
 			err = &sluice.Error{Kind: sluice.ErrConflict, Message: "Files already uploaded."}
@@ -464,7 +485,7 @@ func (s *Server) getLink(w http.ResponseWriter, r *http.Request) {
 	}
 	var links json.RawMessage
 	if err == nil {
-		links, err = u.QuoteLink(r.Context(), q)
+		links, err = u.QuoteLink(r.Context(), q, nonce, sig)
 	}
 	if err != nil {
 		s.uploaderError(w, r, err)
@@ -527,7 +548,25 @@ func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 		s.uploaderError(w, r, err)
 		return
 	}
+	// The real client sends storage=undefined when called without a type
+	// (it interpolates the missing argument): that, and an empty value,
+	// mean all types.
 	typ := q.Get("storage")
+	if typ == "undefined" {
+		typ = ""
+	}
+	fwd := url.Values{"userAddress": {user}, "nonce": {nonce}, "signature": {sig},
+		"page": {strconv.Itoa(page)}, "pageSize": {strconv.Itoa(size)}}
+	raw, forwarded, err := u.ProxiedHistory(r.Context(), typ, fwd)
+	if err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
+	if forwarded {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(raw)
+		return
+	}
 	res, err := u.History(r.Context(), user, typ, page, size)
 	if err != nil {
 		s.uploaderError(w, r, err)

@@ -86,6 +86,13 @@ func (s *standInArweave) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"status":%d}`, st)
 	case r.URL.Path == "/getLink":
 		io.WriteString(w, `[{"type":"arweave","transactionHash":"xg8aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa43"}]`)
+	case r.URL.Path == "/getHistory":
+		// The node forwards history of this type here (reference 3.7).
+		rows := []map[string]any{}
+		for id, st := range s.quotes {
+			rows = append(rows, map[string]any{"type": "arweave", "quoteId": id, "userAddress": r.URL.Query().Get("userAddress"), "status": st})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"type": "arweave", "maxPages": 1, "data": rows})
 	default:
 		w.WriteHeader(404)
 	}

@@ -18,15 +18,33 @@ import (
 // maxReply bounds a microservice's reply body.
 const maxReply = 4 << 20
 
-// RemoteError is a microservice's error reply, relayed to the client.
+// RemoteError is a microservice's error reply, relayed to the client: a
+// 4xx Status is relayed with Message, anything else (a 5xx, a reply that
+// is not what the protocol says, no reply at all) as 502 Bad Gateway.
 type RemoteError struct {
 	Status  int
 	Message string
 	Body    json.RawMessage
+	// Err is the transport error when the microservice did not answer
+	// (it wraps sluice.ErrUnavailable); nil for a reply.
+	Err error
 }
 
 func (e *RemoteError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("storage backend: %s: %v", e.Message, e.Err)
+	}
 	return fmt.Sprintf("storage backend answered %d: %s", e.Status, e.Message)
+}
+
+// Unwrap gives the transport error, if any.
+func (e *RemoteError) Unwrap() error { return e.Err }
+
+// unreachable is the error for a microservice that did not answer (in
+// time, or at all): a bad gateway for the client.
+func unreachable(err error) *RemoteError {
+	return &RemoteError{Status: http.StatusBadGateway, Message: "The storage backend did not answer.",
+		Err: fmt.Errorf("%w: %v", sluice.ErrUnavailable, err)}
 }
 
 // FileRef is one file handed to a microservice's upload.
@@ -84,12 +102,12 @@ func (c *Client) do(ctx context.Context, method, target string, body []byte, out
 	}
 	res, err := c.http().Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: storage backend unreachable: %v", sluice.ErrUnavailable, err)
+		return unreachable(err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, maxReply))
 	if err != nil {
-		return fmt.Errorf("%w: storage backend reply: %v", sluice.ErrUnavailable, err)
+		return unreachable(err)
 	}
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		return remoteError(res.StatusCode, raw)
@@ -151,6 +169,11 @@ func (c *Client) Upload(ctx context.Context, s Storage, quoteID, nonce, signatur
 }
 
 // GetStatus reads the quote's status on the microservice.
+//
+// A 2xx reply must carry an integer status. A 4xx reply that carries one
+// is a status report too (the Filecoin service answers its internal error
+// as HTTP 400 {"error": ..., "status": 401}, and the Ocean backend records
+// that status); any other error reply is returned as a RemoteError.
 func (c *Client) GetStatus(ctx context.Context, s Storage, quoteID string) (int, error) {
 	target, err := join(s.URL, "getStatus?"+url.Values{"quoteId": {quoteID}}.Encode())
 	if err != nil {
@@ -159,11 +182,17 @@ func (c *Client) GetStatus(ctx context.Context, s Storage, quoteID string) (int,
 	var out struct {
 		Status *int `json:"status"`
 	}
-	if err := c.do(ctx, http.MethodGet, target, nil, &out); err != nil {
+	err = c.do(ctx, http.MethodGet, target, nil, &out)
+	if re, ok := IsRemote(err); ok && re.Err == nil && re.Status >= 400 && re.Status < 500 {
+		if json.Unmarshal(re.Body, &out) == nil && out.Status != nil {
+			return *out.Status, nil
+		}
+	}
+	if err != nil {
 		return 0, err
 	}
 	if out.Status == nil {
-		return 0, &RemoteError{Status: 200, Message: "the storage backend's status reply has no status"}
+		return 0, &RemoteError{Status: http.StatusOK, Message: "The storage backend's status reply has no status."}
 	}
 	return *out.Status, nil
 }

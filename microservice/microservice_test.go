@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -74,11 +75,38 @@ func signURL(t *testing.T, url string) (string, common.Address) {
 	return "0x" + hex.EncodeToString(sig), crypto.PubkeyToAddress(key.PublicKey)
 }
 
+// twin returns the malleable twin of a hex R‖S‖V signature (V 27/28):
+// s replaced by n−s and V flipped. It recovers the same signer.
+func twin(t *testing.T, sig string) string {
+	raw, err := hex.DecodeString(strings.TrimPrefix(sig, "0x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := new(big.Int).Sub(crypto.S256().Params().N, new(big.Int).SetBytes(raw[32:64]))
+	s.FillBytes(raw[32:64])
+	raw[64] = 27 + 28 - raw[64]
+	return "0x" + hex.EncodeToString(raw)
+}
+
 func body(v map[string]any) []byte { b, _ := json.Marshal(v); return b }
 
 func arweave(desc string) map[string]any {
 	return map[string]any{"type": "arweave", "description": desc, "url": vectorURL, "signature": vectorSig,
 		"payment": []any{map[string]any{"chainId": 80001, "acceptedTokens": []any{map[string]string{"WMATIC": "0x9c3C9283D3e44854697Cd22D3Faa240Cfb032889"}}}}}
+}
+
+func TestReplyJSON(t *testing.T) {
+	for _, c := range []struct {
+		r    Reply
+		want string
+	}{
+		{Reply{Message: "Desired storage created."}, `"Desired storage created."`},
+		{Reply{Message: "Invalid signature.", Refused: true}, `{"error":"Invalid signature."}`},
+	} {
+		if got, err := json.Marshal(c.r); err != nil || string(got) != c.want {
+			t.Errorf("%+v: got %s, %v, want %s", c.r, got, err, c.want)
+		}
+	}
 }
 
 func TestRegister(t *testing.T) {
@@ -105,13 +133,15 @@ func TestRegister(t *testing.T) {
 			{"no signature", body(map[string]any{"type": "x", "url": vectorURL}), 400, "Invalid input data."},
 			{"no type", body(map[string]any{"url": vectorURL, "signature": vectorSig}), 400, "Invalid input data."},
 			{"garbage signature", body(map[string]any{"type": "x", "url": vectorURL, "signature": "0x1234"}), 400, "Invalid signature."},
+			{"high S", body(map[string]any{"type": "x", "url": vectorURL, "signature": twin(t, vectorSig)}), 400,
+				"Invalid signature: a malleable (high-S) signature; sign again with a standard wallet."},
 			{"not allowed", body(map[string]any{"type": "x", "url": vectorURL, "signature": other}), 403, "Registration request received from non-approved address."},
 			{"reserved", body(map[string]any{"type": "sluice", "url": vectorURL, "signature": vectorSig}), 400, "Chosen storage type is reserved by this node."},
 			{"not JSON", []byte("type=x"), 400, "Invalid input data."},
 		} {
-			code, msg := r.Register(ctx, c.body)
-			if code != c.code || msg != c.msg {
-				t.Fatalf("%s: got %d %q, want %d %q", c.name, code, msg, c.code, c.msg)
+			code, rep := r.Register(ctx, c.body)
+			if code != c.code || rep.Message != c.msg || rep.Refused != (c.code >= 400) {
+				t.Fatalf("%s: got %d %+v, want %d %q", c.name, code, rep, c.code, c.msg)
 			}
 		}
 		s, known, active := r.Get("arweave")
@@ -151,8 +181,8 @@ func TestRegistrationExpiresAndReactivates(t *testing.T) {
 		if got := r.Active(); len(got) != 0 {
 			t.Fatalf("after the TTL: %v still active", got)
 		}
-		if code, msg := r.Register(ctx, body(arweave("a"))); code != 201 || msg != "Chosen storage type reactivated." {
-			t.Fatalf("re-register after expiry: %d %q", code, msg)
+		if code, msg := r.Register(ctx, body(arweave("a"))); code != 201 || msg != (Reply{Message: "Chosen storage type reactivated."}) {
+			t.Fatalf("re-register after expiry: %d %+v", code, msg)
 		}
 	})
 }
@@ -251,5 +281,52 @@ func TestJoin(t *testing.T) {
 		if got, _ := join(c.base, c.ref); got != c.want {
 			t.Fatalf("join(%q, %q): got %q, want %q", c.base, c.ref, got, c.want)
 		}
+	}
+}
+
+// TestGetStatusReplies: a microservice's getStatus reply is a status, or
+// an error that says what went wrong; never a status made up by the node.
+func TestGetStatusReplies(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		code   int
+		body   string
+		status int    // when no error
+		remote int    // the RemoteError's status, when an error
+		msg    string // its message, when it matters
+	}{
+		{"status", 200, `{"status":101}`, 101, 0, ""},
+		{"quote unknown (arweave)", 404, `{"message":"Quote not found."}`, 0, 404, "Quote not found."},
+		{"internal error (filecoin)", 400, `{"error":"lighthouse down","status":401}`, 401, 0, ""},
+		{"bad request", 400, `{"message":"Invalid quoteId format."}`, 0, 400, "Invalid quoteId format."},
+		{"server error", 500, `{"message":"boom"}`, 0, 500, ""},
+		{"garbage", 200, `<html>`, 0, 200, ""},
+		{"no status", 200, `{"state":1}`, 0, 200, ""},
+		{"status not a number", 200, `{"status":"300"}`, 0, 200, ""},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(c.code)
+			w.Write([]byte(c.body))
+		}))
+		st, err := (&Client{Timeout: time.Second}).GetStatus(context.Background(), Storage{URL: srv.URL + "/"}, "q")
+		srv.Close()
+		if c.remote == 0 {
+			if err != nil || st != c.status {
+				t.Fatalf("%s: got %d, %v; want status %d", c.name, st, err, c.status)
+			}
+			continue
+		}
+		re, ok := IsRemote(err)
+		if !ok || re.Status != c.remote || (c.msg != "" && re.Message != c.msg) {
+			t.Fatalf("%s: got %d, %v; want a remote error %d %q", c.name, st, err, c.remote, c.msg)
+		}
+	}
+
+	// No answer at all: a bad gateway, still an unavailable backend.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	_, err := (&Client{Timeout: time.Second}).GetStatus(context.Background(), Storage{URL: srv.URL + "/"}, "q")
+	if re, ok := IsRemote(err); !ok || re.Status != http.StatusBadGateway || !errors.Is(err, sluice.ErrUnavailable) {
+		t.Fatalf("unreachable: got %v, want a 502 remote error wrapping unavailable", err)
 	}
 }

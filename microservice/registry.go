@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -203,27 +204,50 @@ func (o rawPaymentOpt) option() (PaymentOption, error) {
 	return opt, nil
 }
 
+// Reply is the body of a /register answer: the real backend's message as a
+// JSON string when the registration was taken (the spec fixes those
+// strings), and {"error": message}, the uploader API's error format, when
+// it was refused.
+type Reply struct {
+	Message string
+	// Refused marks an error reply.
+	Refused bool
+}
+
+// MarshalJSON writes the reply in its wire shape.
+func (r Reply) MarshalJSON() ([]byte, error) {
+	if r.Refused {
+		return json.Marshal(map[string]string{"error": r.Message})
+	}
+	return json.Marshal(r.Message)
+}
+
+func refuse(code int, msg string) (int, Reply) { return code, Reply{Message: msg, Refused: true} }
+
 // Register handles POST /register: a signed registration by an allowed
 // address creates, updates or reactivates a storage type. It returns the
-// HTTP status and the message to send as a JSON string.
-func (r *Registry) Register(ctx context.Context, body []byte) (int, string) {
+// HTTP status and the body to send.
+func (r *Registry) Register(ctx context.Context, body []byte) (int, Reply) {
 	var reg registration
 	if err := json.Unmarshal(body, &reg); err != nil || reg.Type == nil || *reg.Type == "" || reg.URL == nil || reg.Signature == nil {
-		return 400, "Invalid input data."
+		return refuse(400, "Invalid input data.")
 	}
 	signer, err := chain.RecoverPersonal([]byte(*reg.URL), *reg.Signature)
+	if errors.Is(err, chain.ErrSignatureMalleable) {
+		return refuse(400, "Invalid signature: a malleable (high-S) signature; sign again with a standard wallet.")
+	}
 	if err != nil {
-		return 400, "Invalid signature."
+		return refuse(400, "Invalid signature.")
 	}
 	if !slices.Contains(r.cfg.Allowed, signer) {
-		return 403, "Registration request received from non-approved address."
+		return refuse(403, "Registration request received from non-approved address.")
 	}
 	if slices.Contains(r.cfg.Reserved, *reg.Type) {
-		return 400, "Chosen storage type is reserved by this node."
+		return refuse(400, "Chosen storage type is reserved by this node.")
 	}
 	u, err := url.Parse(*reg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return 400, "Invalid input data: url must be an absolute http or https URL."
+		return refuse(400, "Invalid input data: url must be an absolute http or https URL.")
 	}
 	opts := reg.Payment
 	if opts == nil {
@@ -233,7 +257,7 @@ func (r *Registry) Register(ctx context.Context, body []byte) (int, string) {
 	for _, o := range opts {
 		opt, err := o.option()
 		if err != nil {
-			return 400, "Invalid input data: " + err.Error() + "."
+			return refuse(400, "Invalid input data: "+err.Error()+".")
 		}
 		s.Payment = append(s.Payment, opt)
 	}
@@ -241,7 +265,7 @@ func (r *Registry) Register(ctx context.Context, body []byte) (int, string) {
 	rec := sluice.Record{Kind: sluice.KindStorage, ID: s.Type, Version: uint64(s.LastSeen.UnixNano()), Live: true, State: state}
 	if err := r.store.Write(ctx, []sluice.Record{rec}); err != nil {
 		r.cfg.Log.Warn("storage.register_failed", zap.String("type", s.Type), zap.Error(err))
-		return 503, "Storage registry unavailable, try again later."
+		return refuse(503, "Storage registry unavailable, try again later.")
 	}
 
 	r.mu.Lock()
@@ -258,11 +282,11 @@ func (r *Registry) Register(ctx context.Context, body []byte) (int, string) {
 	}
 	switch {
 	case wasActive:
-		return 200, "Chosen storage type is already active and registered."
+		return 200, Reply{Message: "Chosen storage type is already active and registered."}
 	case known:
 		r.cfg.Log.Info("storage.reactivated", zap.String("type", s.Type))
-		return 201, "Chosen storage type reactivated."
+		return 201, Reply{Message: "Chosen storage type reactivated."}
 	}
 	r.cfg.Log.Info("storage.registered", zap.String("type", s.Type))
-	return 201, "Desired storage created."
+	return 201, Reply{Message: "Desired storage created."}
 }

@@ -64,6 +64,8 @@ type serveConfig struct {
 	leafSize         int
 	leavesPerChall   int
 	shutdownTimeout  time.Duration
+	requestTimeout   time.Duration
+	uploadIdle       time.Duration
 	maxTokensPerIP   int
 	trustedProxies   []netip.Prefix
 	tokenRate        float64
@@ -107,6 +109,8 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	leaf := fs.Int("leaf-size", 1024, "proof leaf size in bytes")
 	k := fs.Int("leaves-per-challenge", 4, "leaves one challenge asks for")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
+	reqTimeout := fs.Duration("request-timeout", 30*time.Second, "longest a request may take, reading its body included (uploads: counted from their last byte)")
+	uploadIdle := fs.Duration("upload-idle-timeout", 30*time.Second, "longest an upload's body may send nothing before it is cut (408); uploads have no overall limit")
 	perIP := fs.Int("max-tokens-per-ip", 5, "most live tokens per client address, IPv6 counted per /64 (0: no limit)")
 	proxies := fs.String("trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed")
 	rate := fs.String("token-rate", "20", "API requests per second allowed to each token, on average (0: no limit)")
@@ -138,7 +142,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 		listen: *listen, databaseURL: *dbURL, dataDir: *dataDir, logLevel: *logLevel,
 		requireSignature: *reqSig, interval: *interval, challenges: *challenges, chunkSizes: *sizes,
 		chunksPerRequest: *perReq, maxPerAddress: *perAddr, defaultChunk: *defChunk, maxBody: *maxBody,
-		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown,
+		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown, requestTimeout: *reqTimeout, uploadIdle: *uploadIdle,
 		maxTokensPerIP: *perIP, tokenBurst: *burst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl, geoipDB: *geoipDB,
 		privateListen: *private, uploadDir: *uploadDir, quoteTTL: *quoteTTL, storageTTL: *storageTTL,
 		builtinType: *builtin, redundancy: *redundancy, uploadChunk: *uploadChunk, retention: *retention,
@@ -220,6 +224,12 @@ func (c serveConfig) validate() error {
 	}
 	if err := (proof.Params{Scheme: proof.SchemeMerkleSegment, LeafSize: c.leafSize, LeavesPerChallenge: c.leavesPerChall}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--leaf-size/--leaves-per-challenge: %w", err))
+	}
+	if c.requestTimeout < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--request-timeout %s: want at least 100ms", c.requestTimeout))
+	}
+	if c.uploadIdle < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--upload-idle-timeout %s: want at least 100ms", c.uploadIdle))
 	}
 	if c.maxTokensPerIP < 0 {
 		errs = append(errs, errors.New("--max-tokens-per-ip: want 0 or more"))
@@ -340,31 +350,26 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	// Listen first, so health checks answer while the engine recovers.
 	srv := sluicehttp.New(sluicehttp.Config{
-		RequireSignature: c.requireSignature,
-		DefaultChunkSize: c.defaultChunk,
-		MaxBody:          c.maxBody,
-		TrustedProxies:   c.trustedProxies,
-		Blobs:            blobAdapter,
-		BlobHandler:      blobs.Handler("/ipfs/"),
+		RequireSignature:  c.requireSignature,
+		DefaultChunkSize:  c.defaultChunk,
+		MaxBody:           c.maxBody,
+		RequestTimeout:    c.requestTimeout,
+		UploadIdleTimeout: c.uploadIdle,
+		TrustedProxies:    c.trustedProxies,
+		Blobs:             blobAdapter,
+		BlobHandler:       blobs.Handler("/ipfs/"),
 	}, m, log)
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
 	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		WriteTimeout:      2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
+	hs := publicServer(srv)
 	pln, err := net.Listen("tcp", c.privateListen)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("listen on %s (private): %w", c.privateListen, err)
 	}
-	phs := &http.Server{Handler: srv.PrivateHandler(registry), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	phs := &http.Server{Handler: srv.Private(registry), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- hs.Serve(ln) }()
 	go func() { serveErr <- phs.Serve(pln) }()
@@ -424,6 +429,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info(eventStopped)
 	return nil
+}
+
+// publicServer is the public listener's server. It has no ReadTimeout:
+// the handler sets each request's read deadline (--request-timeout; for
+// uploads one that moves with the data, --upload-idle-timeout), so that a
+// slow but steady upload is never cut. ReadHeaderTimeout still bounds the
+// headers, and uploads lift the write deadline for themselves.
+func publicServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 // parsePrefixes reads a comma-separated list of addresses and CIDRs.
