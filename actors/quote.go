@@ -22,11 +22,14 @@ import (
 // store's pending area, checked against the quoted lengths, not yet
 // hashed) with the signed request that sent them; sealing, payment and
 // storage then proceed inside the actor. The commit of this message is the
-// upload's acknowledgement.
+// upload's acknowledgement; Engine.StartUpload adds the owner's nonce
+// record, spending the request's nonce, to that same commit.
 type StartUpload struct {
 	Files     []sluice.StoredFile
 	Nonce     string
 	Signature string
+
+	spend *sluice.Record // the nonce record committed with the files
 }
 
 // StartUploadReply is nil Err once the upload is committed.
@@ -150,6 +153,14 @@ func (a *quoteActor) Receive(c actor.Context) {
 			a.set(c, func(q *quoteState) { q.Status = sluice.StatusInternalError })
 			return
 		}
+		if len(msg.chunks) == 0 {
+			// Files without a byte (refused at upload since; a record
+			// from before may hold some): nothing to place on farmers, so
+			// the upload is complete. Cutting again would find nothing
+			// again, for ever.
+			a.set(c, func(q *quoteState) { q.Status = sluice.StatusDone })
+			return
+		}
 		if a.set(c, func(q *quoteState) { q.Chunks = msg.chunks }) {
 			a.progress(c)
 		}
@@ -209,13 +220,14 @@ func (a *quoteActor) start(c actor.Context) {
 
 // set commits a change to the quote, then applies it. It reports whether
 // the change was committed (a failed commit is retried by the next step).
-func (a *quoteActor) set(c actor.Context, change func(*quoteState)) bool {
+// Records in with are committed in the same transaction.
+func (a *quoteActor) set(c actor.Context, change func(*quoteState), with ...sluice.Record) bool {
 	next := a.q
 	change(&next)
 	next.Version++
 	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
 	defer cancel()
-	if err := a.e.writer.Commit(ctx, quoteRecord(&next)); err != nil {
+	if err := a.e.writer.Commit(ctx, append([]sluice.Record{quoteRecord(&next)}, with...)...); err != nil {
 		a.e.log.Warn(eventCommitFailed, zap.String("kind", "quote"), zap.Error(err))
 		a.e.sched.SendOnce(time.Second, c.Self(), &quoteProgress{})
 		return false
@@ -253,9 +265,13 @@ func (a *quoteActor) startUpload(c actor.Context, msg *StartUpload) error {
 	if a.q.Free() {
 		status = sluice.StatusPaymentPulled // nothing to pay: straight to storage
 	}
+	var spend []sluice.Record
+	if msg.spend != nil {
+		spend = append(spend, *msg.spend)
+	}
 	if !a.set(c, func(q *quoteState) {
 		q.Files, q.Nonce, q.Signature, q.Status = msg.Files, msg.Nonce, msg.Signature, status
-	}) {
+	}, spend...) {
 		return fmt.Errorf("%w: could not record the upload", sluice.ErrUnavailable)
 	}
 	if a.timer != nil {
@@ -420,6 +436,9 @@ func (e *Engine) cut(ctx context.Context, q sluice.Quote) any {
 	var out []sluice.Chunk
 	buf := make([]byte, size)
 	for _, f := range q.Files {
+		if f.Length == 0 {
+			continue // no bytes, no chunks
+		}
 		blob, n, err := e.cfg.Uploads.Blobs.Open(f.CID)
 		if err != nil {
 			return &chunksCut{err: fmt.Errorf("open %s: %w", f.CID, err)}

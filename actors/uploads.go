@@ -241,11 +241,26 @@ func (e *Engine) NewQuote(ctx context.Context, req QuoteRequest) (QuoteResult, e
 		if err := req.checkDuration(true); err != nil {
 			return QuoteResult{}, err
 		}
-		var id [16]byte
-		if err := e.read(id[:]); err != nil {
-			return QuoteResult{}, err
+		// 128 random bits do not collide; the claim makes sure (and a
+		// randomness source that repeats itself fails the quote).
+		for try := 0; ; try++ {
+			var id [16]byte
+			if err := e.read(id[:]); err != nil {
+				return QuoteResult{}, err
+			}
+			q.ID = hex.EncodeToString(id[:])
+			free, err := e.claimQuoteID(ctx, q.ID)
+			if err != nil {
+				return QuoteResult{}, err
+			}
+			if free {
+				break
+			}
+			if try == 2 {
+				return QuoteResult{}, fmt.Errorf("%w: no free quote id after 3 random draws", sluice.ErrUnavailable)
+			}
 		}
-		q.ID = hex.EncodeToString(id[:])
+		defer e.quotes.unclaim(q.ID)
 		if e.builtinFree() {
 			q.Amount, q.Payee = "0", common.Address{}.Hex()
 			if q.Token == "" {
@@ -287,6 +302,18 @@ func (e *Engine) NewQuote(ctx context.Context, req QuoteRequest) (QuoteResult, e
 		if json.Unmarshal(raw, &mq) != nil || mq.QuoteID == "" {
 			return QuoteResult{}, &microservice.RemoteError{Status: 502, Message: "the storage backend sent an invalid quote"}
 		}
+		// The microservice's id is the node's (see ErrQuoteIDInUse): the
+		// client signs it, and the node forwards those signatures.
+		free, err := e.claimQuoteID(ctx, mq.QuoteID)
+		if err != nil {
+			return QuoteResult{}, err
+		}
+		if !free {
+			e.log.Warn(eventQuoteStorage, zap.String("type", req.Type), zap.String("quote", mq.QuoteID),
+				zap.String("detail", "the storage backend returned a quote id already in use"))
+			return QuoteResult{}, ErrQuoteIDInUse
+		}
+		defer e.quotes.unclaim(mq.QuoteID)
 		q.ID, q.BackendID, q.Payee = mq.QuoteID, mq.QuoteID, mq.ApproveAddress
 		q.Amount = strings.Trim(string(mq.TokenAmount), `"`)
 		if mq.TokenAddress != "" {
@@ -302,6 +329,36 @@ func (e *Engine) NewQuote(ctx context.Context, req QuoteRequest) (QuoteResult, e
 	}
 	e.quotes.add(q.Owner, q.ID, q.Created)
 	return resultOf(q), nil
+}
+
+// ErrQuoteIDInUse answers getQuote when a microservice returns a quote id
+// the node already has (its own earlier one, another microservice's or a
+// built-in quote's). A proxied quote keeps its microservice's id as the
+// node's: the client signs uploads and getLink with the id it is given,
+// and the node forwards those signatures, which the microservice checks
+// against its own id (as in the Ocean backend, which stores the
+// microservice's quoteId as is). So the id cannot be namespaced; a clash
+// is the microservice's fault, and no quote is made.
+var ErrQuoteIDInUse = &microservice.RemoteError{Status: http.StatusBadGateway, Message: "storage backend returned a quote id already in use"}
+
+// claimQuoteID reserves id for a new quote: false if a quote has it or is
+// being made with it. The caller unclaims it once the quote is committed
+// and indexed (or was not made). A record the index does not know (one
+// skipped at start-up as unreadable) counts as taken too.
+func (e *Engine) claimQuoteID(ctx context.Context, id string) (bool, error) {
+	if !e.quotes.claim(id) {
+		return false, nil
+	}
+	_, err := e.store.Get(ctx, sluice.KindQuote, id)
+	switch {
+	case errors.Is(err, sluice.ErrNotFound):
+		return true, nil
+	case err == nil:
+		e.quotes.unclaim(id)
+		return false, nil
+	}
+	e.quotes.unclaim(id)
+	return false, unavailable(err)
 }
 
 // checkDuration refuses a request without a duration, or (positive) with
@@ -324,6 +381,26 @@ func resultOf(q sluice.Quote) QuoteResult {
 // the signature recovers to owner and the nonce passes the owner's rule,
 // which is committed before this returns.
 func (e *Engine) CheckSigned(ctx context.Context, owner, quoteID, nonce, signature string) error {
+	if err := checkSigner(owner, quoteID, nonce, signature); err != nil {
+		return err
+	}
+	return e.nonces.accept(ctx, e, owner, nonce, quoteID+nonce, nil)
+}
+
+// VerifySigned is CheckSigned without spending the nonce: it tells whether
+// the request would be accepted now. An upload is verified before its
+// body is read, and its nonce is spent only when the upload is recorded
+// (StartUpload), so a refused upload can be sent again as signed.
+func (e *Engine) VerifySigned(ctx context.Context, owner, quoteID, nonce, signature string) error {
+	if err := checkSigner(owner, quoteID, nonce, signature); err != nil {
+		return err
+	}
+	return e.nonces.check(ctx, e, owner, nonce, quoteID+nonce)
+}
+
+// checkSigner verifies that signature is owner's over the message of
+// quoteID and nonce.
+func checkSigner(owner, quoteID, nonce, signature string) error {
 	msg := sluice.SignedMessage(quoteID, nonce)
 	signer, err := chain.RecoverPersonal([]byte(msg), signature)
 	if err != nil {
@@ -332,7 +409,7 @@ func (e *Engine) CheckSigned(ctx context.Context, owner, quoteID, nonce, signatu
 	if !strings.EqualFold(signer.Hex(), owner) {
 		return ErrSigner
 	}
-	return e.nonces.accept(ctx, e, owner, nonce, quoteID+nonce)
+	return nil
 }
 
 // Quote returns a quote's current state.
@@ -362,16 +439,29 @@ func (e *Engine) quoteState(ctx context.Context, id string) (quoteState, error) 
 	return quoteState{Quote: r.Quote, HandedOff: r.HandedOff}, nil
 }
 
-// StartUpload gives a quote its stored files.
+// StartUpload gives a quote its stored files, sent by the signed request
+// up.Nonce and up.Signature, whose nonce it spends: the quote commits the
+// files and the owner's nonce record together, so an upload the quote
+// refuses spends nothing, and one it takes cannot be replayed.
 func (e *Engine) StartUpload(ctx context.Context, id string, up StartUpload) error {
-	res, err := e.dir.Ask(ctx, quoteIdentity(id), &up)
-	if errors.Is(err, errNoActor) {
-		return &sluice.Error{Kind: sluice.ErrConflict, Message: "Files already uploaded."}
-	}
+	q, err := e.quoteState(ctx, id)
 	if err != nil {
 		return err
 	}
-	return res.(*StartUploadReply).Err
+	if err := checkSigner(q.Owner, id, up.Nonce, up.Signature); err != nil {
+		return err
+	}
+	return e.nonces.accept(ctx, e, q.Owner, up.Nonce, id+up.Nonce, func(spend sluice.Record) error {
+		up.spend = &spend
+		res, err := e.dir.Ask(ctx, quoteIdentity(id), &up)
+		if errors.Is(err, errNoActor) {
+			return &sluice.Error{Kind: sluice.ErrConflict, Message: "Files already uploaded."}
+		}
+		if err != nil {
+			return err
+		}
+		return res.(*StartUploadReply).Err
+	})
 }
 
 // FailQuote ends an unfinished quote with a failure status.
@@ -417,16 +507,38 @@ func (e *Engine) QuoteStatus(ctx context.Context, id string) (int, error) {
 	return st, nil
 }
 
-// QuoteLink returns the storage links of a finished upload. A proxied
-// quote's links come from its microservice, asked with the request's own
-// nonce and signature (the microservices want each signed request's nonce
-// greater than the last one they saw from the user, so the upload's
-// cannot be replayed).
-func (e *Engine) QuoteLink(ctx context.Context, q sluice.Quote, nonce, signature string) (json.RawMessage, error) {
-	if q.Type == e.cfg.Uploads.Builtin {
-		if q.Status != sluice.StatusDone {
-			return nil, &sluice.Error{Kind: sluice.ErrConflict, Message: "Upload not completed yet."}
-		}
+// ErrNotCompleted answers getLink before there is a link to give (the
+// Arweave microservice's text).
+var ErrNotCompleted = &sluice.Error{Kind: sluice.ErrConflict, Message: "Upload not completed yet."}
+
+// QuoteLink answers getLink for quote id, signed with nonce and signature.
+// It checks the signature and the nonce rule, then that there can be a
+// link, and only then spends the nonce: a call made too early spends
+// nothing, and may be sent again as signed once the upload is done.
+//
+// A built-in quote has its links once its status is 400. A proxied quote's
+// links come from its microservice, but only once its files were handed
+// off: before that the microservice has nothing to link, and is not
+// asked. After it, the microservice decides (it has the current status),
+// asked with the request's own nonce and signature (the microservices
+// want each signed request's nonce greater than the last one they saw
+// from the user, so the upload's cannot be replayed).
+func (e *Engine) QuoteLink(ctx context.Context, id, nonce, signature string) (json.RawMessage, error) {
+	q, err := e.quoteState(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.VerifySigned(ctx, q.Owner, id, nonce, signature); err != nil {
+		return nil, err
+	}
+	builtin := q.Type == e.cfg.Uploads.Builtin
+	if (builtin && q.Status != sluice.StatusDone) || (!builtin && !q.HandedOff) {
+		return nil, ErrNotCompleted
+	}
+	if err := e.nonces.accept(ctx, e, q.Owner, nonce, id+nonce, nil); err != nil {
+		return nil, err
+	}
+	if builtin {
 		links := make([]map[string]string, len(q.Files))
 		for i, f := range q.Files {
 			links[i] = map[string]string{"type": q.Type, "cid": f.CID}
@@ -499,10 +611,13 @@ func (e *Engine) History(ctx context.Context, owner, typ string, page, size int)
 	return out, nil
 }
 
-// quoteIndex lists each user's quotes, newest first, for history.
+// quoteIndex lists each user's quotes, newest first, for history, and
+// knows every quote id, so that no two quotes get the same one.
 type quoteIndex struct {
-	mu sync.Mutex
-	by map[string][]quoteRef
+	mu      sync.Mutex
+	by      map[string][]quoteRef
+	ids     map[string]bool // every quote indexed
+	claimed map[string]bool // ids of quotes being made
 }
 
 type quoteRef struct {
@@ -510,15 +625,37 @@ type quoteRef struct {
 	created time.Time
 }
 
-func newQuoteIndex() *quoteIndex { return &quoteIndex{by: map[string][]quoteRef{}} }
+func newQuoteIndex() *quoteIndex {
+	return &quoteIndex{by: map[string][]quoteRef{}, ids: map[string]bool{}, claimed: map[string]bool{}}
+}
 
 func (x *quoteIndex) add(owner, id string, created time.Time) {
 	owner = strings.ToLower(owner)
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.ids[id] = true
 	refs := append(x.by[owner], quoteRef{id, created})
 	slices.SortStableFunc(refs, func(a, b quoteRef) int { return b.created.Compare(a.created) })
 	x.by[owner] = refs
+}
+
+// claim reserves id for a quote being made: false if a quote has it or
+// another is being made with it.
+func (x *quoteIndex) claim(id string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.ids[id] || x.claimed[id] {
+		return false
+	}
+	x.claimed[id] = true
+	return true
+}
+
+// unclaim ends a claim; an indexed quote keeps its id.
+func (x *quoteIndex) unclaim(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.claimed, id)
 }
 
 func (x *quoteIndex) of(owner string) []string {
@@ -552,31 +689,62 @@ func (b *nonceBook) lock(user string) *sync.Mutex {
 	return l
 }
 
-func (b *nonceBook) accept(ctx context.Context, e *Engine, owner, nonce, message string) error {
+// accept applies the rule to owner's nonce and the signed message and
+// records it. With commit nil it commits the nonce record itself; else
+// commit must commit the record it is given (with whatever goes with it)
+// and report whether it did: nothing is spent when it fails. The owner's
+// lock is held throughout, so no other signed request of the owner's is
+// checked against a record about to change.
+func (b *nonceBook) accept(ctx context.Context, e *Engine, owner, nonce, message string, commit func(sluice.Record) error) error {
 	user := strings.ToLower(owner)
 	l := b.lock(user)
 	l.Lock()
 	defer l.Unlock()
-	var n sluice.Nonces
-	version := uint64(1)
-	rec, err := e.store.Get(ctx, sluice.KindNonce, user)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(rec.State, &n); err != nil {
-			return fmt.Errorf("decode nonces: %w", err)
-		}
-		version = rec.Version + 1
-	case !errors.Is(err, sluice.ErrNotFound):
-		return unavailable(err)
+	n, version, err := b.load(ctx, e, user)
+	if err != nil {
+		return err
 	}
 	if err := n.Accept(nonce, message, e.now()); err != nil {
 		return err
 	}
 	state, _ := json.Marshal(n)
-	if err := e.writer.Commit(ctx, sluice.Record{Kind: sluice.KindNonce, ID: user, Version: version, Live: true, State: state}); err != nil {
+	rec := sluice.Record{Kind: sluice.KindNonce, ID: user, Version: version + 1, Live: true, State: state}
+	if commit != nil {
+		return commit(rec)
+	}
+	if err := e.writer.Commit(ctx, rec); err != nil {
 		return unavailable(err)
 	}
 	return nil
+}
+
+// check tells whether accept would take the nonce now, recording nothing.
+func (b *nonceBook) check(ctx context.Context, e *Engine, owner, nonce, message string) error {
+	user := strings.ToLower(owner)
+	l := b.lock(user)
+	l.Lock()
+	defer l.Unlock()
+	n, _, err := b.load(ctx, e, user)
+	if err != nil {
+		return err
+	}
+	return n.Accept(nonce, message, e.now())
+}
+
+// load reads a user's nonce record (version 0 when there is none).
+func (b *nonceBook) load(ctx context.Context, e *Engine, user string) (sluice.Nonces, uint64, error) {
+	var n sluice.Nonces
+	rec, err := e.store.Get(ctx, sluice.KindNonce, user)
+	switch {
+	case errors.Is(err, sluice.ErrNotFound):
+		return n, 0, nil
+	case err != nil:
+		return n, 0, unavailable(err)
+	}
+	if err := json.Unmarshal(rec.State, &n); err != nil {
+		return n, 0, fmt.Errorf("decode nonces: %w", err)
+	}
+	return n, rec.Version, nil
 }
 
 // recoverQuotes loads every quote: all into the history index, unfinished

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,13 +33,19 @@ type Uploads interface {
 	StorageInfo() []microservice.Storage
 	NewQuote(ctx context.Context, req actors.QuoteRequest) (actors.QuoteResult, error)
 	Quote(ctx context.Context, id string) (sluice.Quote, error)
+	// CheckSigned verifies a signed request and spends its nonce.
 	CheckSigned(ctx context.Context, owner, quoteID, nonce, signature string) error
+	// VerifySigned verifies a signed request without spending its nonce.
+	VerifySigned(ctx context.Context, owner, quoteID, nonce, signature string) error
+	// StartUpload records an upload's files and spends its nonce, together.
 	StartUpload(ctx context.Context, id string, up actors.StartUpload) error
 	FailQuote(ctx context.Context, id string, status int) error
 	QuoteStatus(ctx context.Context, id string) (int, error)
-	// QuoteLink answers getLink; a proxied quote forwards the request's
-	// own nonce and signature to its microservice.
-	QuoteLink(ctx context.Context, q sluice.Quote, nonce, signature string) (json.RawMessage, error)
+	// QuoteLink answers getLink: it checks the signature, then that the
+	// quote has links (400 "Upload not completed yet." before, asking no
+	// microservice), and only then spends the nonce; a proxied quote
+	// forwards the request's own nonce and signature to its microservice.
+	QuoteLink(ctx context.Context, id, nonce, signature string) (json.RawMessage, error)
 	History(ctx context.Context, owner, typ string, page, size int) (actors.HistoryPage, error)
 	// ProxiedHistory forwards getHistory to a microservice's type; false
 	// when the node answers from its own records.
@@ -182,7 +189,14 @@ func (s *Server) getQuote(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxQuoteBody))
 	if err != nil {
-		s.uploaderError(w, r, errBodyTooLarge)
+		// Only a body past the limit is too large; any other failure (a
+		// read timeout, a client that went away mid-body) is the body's.
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.uploaderError(w, r, errBodyTooLarge)
+			return
+		}
+		s.uploaderError(w, r, invalid("the body could not be read."))
 		return
 	}
 	req, err := parseQuote(raw)
@@ -210,6 +224,11 @@ func parseQuote(raw []byte) (actors.QuoteRequest, error) {
 	if err := dec.Decode(&b); err != nil {
 		return actors.QuoteRequest{}, invalid("the body is not a JSON object with type, files, duration, payment and userAddress.")
 	}
+	// One object and nothing after it, as every other route wants
+	// (decodeFrom): the body is forwarded to microservices as sent.
+	if _, err := dec.Token(); err != io.EOF {
+		return actors.QuoteRequest{}, invalid("unexpected data after the JSON object.")
+	}
 	req := actors.QuoteRequest{Raw: raw}
 	switch {
 	case b.Type == nil || *b.Type == "":
@@ -220,16 +239,16 @@ func parseQuote(raw []byte) (actors.QuoteRequest, error) {
 		return req, invalid("files is empty.")
 	case len(b.Files) > maxFiles:
 		return req, invalid("too many files: at most %d.", maxFiles)
-	case !common.IsHexAddress(b.UserAddress):
-		return req, invalid("userAddress is not an Ethereum address.")
+	case !isAddress(b.UserAddress):
+		return req, invalid("userAddress is not an Ethereum address (0x and 40 hex digits).")
 	case b.Payment == nil || len(b.Payment.ChainID) == 0 || string(b.Payment.ChainID) == "null":
 		return req, invalid("payment.chainId is missing.")
 	case !validChainID(b.Payment.ChainID):
 		return req, invalid("payment.chainId must be a string or a whole number.")
 	}
 	req.Type, req.Owner, req.ChainID, req.Token = *b.Type, b.UserAddress, b.Payment.ChainID, b.Payment.TokenAddress
-	if req.Token != "" && !common.IsHexAddress(req.Token) {
-		return req, invalid("payment.tokenAddress is not an address.")
+	if req.Token != "" && !isAddress(req.Token) {
+		return req, invalid("payment.tokenAddress is not an address (0x and 40 hex digits).")
 	}
 	var total int64
 	for i, f := range b.Files {
@@ -254,6 +273,13 @@ func parseQuote(raw []byte) (actors.QuoteRequest, error) {
 	}
 	req.Duration, req.HasDuration = d, true
 	return req, nil
+}
+
+// isAddress reports whether s is an Ethereum address as wallets and the
+// Ocean client write it: "0x" and 40 hex digits, in any case.
+// (common.IsHexAddress also takes it without the prefix.)
+func isAddress(s string) bool {
+	return len(s) == 2+2*common.AddressLength && strings.HasPrefix(s, "0x") && common.IsHexAddress(s)
 }
 
 // validChainID reports whether a getQuote chainId is a non-empty string or
@@ -303,9 +329,11 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.uploaderError(w, r, errMissingParams)
 		return
 	}
+	// The nonce is only verified here: StartUpload spends it with the
+	// files, so an upload refused on the way can be sent again as signed.
 	q, err := u.Quote(ctx, id)
 	if err == nil {
-		err = u.CheckSigned(ctx, q.Owner, id, nonce, sig)
+		err = u.VerifySigned(ctx, q.Owner, id, nonce, sig)
 	}
 	if err == nil && (q.Status != sluice.StatusWaiting || len(q.Files) > 0) {
 		if len(q.Files) == 0 && (q.Expired(time.Now()) || q.Status == sluice.StatusQuoteExpired) {
@@ -400,7 +428,18 @@ func (s *Server) receiveFiles(ctx context.Context, r *http.Request, q sluice.Quo
 		if len(files) >= len(q.Lengths) {
 			return nil, sluice.Errorf(sluice.ErrInvalid, "More files than quoted (%d).", len(q.Lengths))
 		}
-		pending, n, err := s.cfg.Blobs.Stage(ctx, part, left)
+		// Quoted lengths are at least 1 byte, and a file without one
+		// would give the built-in type nothing to store: refuse it before
+		// storing anything.
+		var first [1]byte
+		if k, err := io.ReadFull(part, first[:]); k == 0 {
+			part.Close()
+			if err != io.EOF {
+				return nil, sluice.Errorf(sluice.ErrInvalid, "Malformed multipart body.")
+			}
+			return nil, sluice.Errorf(sluice.ErrInvalid, "Empty file %s: every file must hold at least 1 byte; nothing was stored.", part.FormName())
+		}
+		pending, n, err := s.cfg.Blobs.Stage(ctx, io.MultiReader(bytes.NewReader(first[:]), part), left)
 		part.Close()
 		if err != nil {
 			return nil, err
@@ -479,14 +518,7 @@ func (s *Server) getLink(w http.ResponseWriter, r *http.Request) {
 		s.uploaderError(w, r, errMissingParams)
 		return
 	}
-	q, err := u.Quote(r.Context(), id)
-	if err == nil {
-		err = u.CheckSigned(r.Context(), q.Owner, id, nonce, sig)
-	}
-	var links json.RawMessage
-	if err == nil {
-		links, err = u.QuoteLink(r.Context(), q, nonce, sig)
-	}
+	links, err := u.QuoteLink(r.Context(), id, nonce, sig)
 	if err != nil {
 		s.uploaderError(w, r, err)
 		return
@@ -586,27 +618,4 @@ func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, row)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"type": typ, "maxPages": res.MaxPages, "data": rows})
-}
-
-// PrivateHandler serves the private listener: microservices register and
-// pull uploaded files there.
-func (s *Server) PrivateHandler(reg *microservice.Registry) http.Handler {
-	r := chi.NewRouter()
-	r.Use(s.observe)
-	r.Post("/register", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxQuoteBody))
-		if err != nil {
-			writeJSON(w, http.StatusRequestEntityTooLarge, "Request body too large.")
-			return
-		}
-		code, msg := reg.Register(r.Context(), body)
-		writeJSON(w, code, msg)
-	})
-	if s.cfg.BlobHandler != nil {
-		r.Handle("/ipfs/*", s.cfg.BlobHandler)
-	}
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "No such route."})
-	})
-	return stripSlash(r)
 }

@@ -136,7 +136,7 @@ func Start(t *testing.T, store actors.Store, opt Options) *Node {
 		hs.Listener = ln
 	}
 	hs.Start()
-	private := httptest.NewServer(srv.PrivateHandler(reg))
+	private := httptest.NewServer(srv.Private(reg))
 	t.Cleanup(private.Close)
 	t.Cleanup(func() {
 		hs.Close()
