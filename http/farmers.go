@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -132,8 +133,8 @@ func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request) (actors.To
 		return req, sluice.Errorf(sluice.ErrInvalid, "New token requests must include posted signature proving ownership of farming address")
 	}
 	var body signedRequest
-	if err := decodeBody(w, r, s.cfg.MaxBody, &body); err != nil || body.Message == nil || body.Signature == nil {
-		if errors.Is(err, errTooLarge) {
+	if err := decodeJSON(w, r, s.cfg.MaxBody, &body); err != nil || body.Message == nil || body.Signature == nil {
+		if errors.Is(err, errTooLarge) || errors.Is(err, errNotUTF8) {
 			return req, err
 		}
 		return req, sluice.Errorf(sluice.ErrInvalid, `Posted data must be JSON encoded object including "signature" and "message"`)
@@ -254,6 +255,43 @@ type chunkItem struct {
 
 func dueIn(due, now time.Time) float64 { return due.Sub(now).Seconds() }
 
+// decimal reads a number in a path: plain decimal digits only (no sign,
+// no spaces), as the original node's int() routes were meant to take.
+// strconv alone would also take "+5".
+func decimal(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// errNotUTF8 refuses a body that is not UTF-8: it is not JSON text (RFC
+// 8259, section 8.1), and the batch calls echo parts of it, which would
+// make their replies invalid JSON too.
+var errNotUTF8 = sluice.Errorf(sluice.ErrInvalid, "Malformed JSON body: not valid UTF-8.")
+
+// decodeJSON reads a JSON body, as decodeBody does, into v, refusing one
+// that is not UTF-8 (errNotUTF8).
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	pb, err := readPooledBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	// encoding/json copies what it keeps, json.RawMessage included.
+	defer pb.release()
+	body := pb.bytes()
+	if !utf8.Valid(body) {
+		return errNotUTF8
+	}
+	return decodeFrom(bytes.NewReader(body), v)
+}
+
 func (s *Server) chunks(w http.ResponseWriter, r *http.Request) {
 	e, raw, ok := s.tokenRoute(w, r)
 	if !ok {
@@ -261,8 +299,8 @@ func (s *Server) chunks(w http.ResponseWriter, r *http.Request) {
 	}
 	want := s.cfg.DefaultChunkSize
 	if p := chi.URLParam(r, "size"); p != "" {
-		n, err := strconv.ParseInt(p, 10, 64)
-		if err != nil || n <= 0 || n > s.cfg.MaxChunkRequest {
+		n, ok := decimal(p)
+		if !ok || n <= 0 || n > s.cfg.MaxChunkRequest {
 			s.writeError(w, r, sluice.Errorf(sluice.ErrInvalid,
 				"Invalid size: want a whole number of bytes from 1 to %d.", s.cfg.MaxChunkRequest))
 			return
@@ -329,6 +367,10 @@ type hashesRequest struct {
 	Hashes []json.RawMessage `json:"hashes"`
 }
 
+// errNoHashes refuses a POST /challenge body without a list of hashes:
+// null, [], {} or {"hashes": null} alike.
+var errNoHashes = sluice.Errorf(sluice.ErrInvalid, `Posted data must be a JSON encoded object with a list of hashes: {"hashes": [...]}`)
+
 func (s *Server) challenges(w http.ResponseWriter, r *http.Request) {
 	e, raw, ok := s.tokenRoute(w, r)
 	if !ok {
@@ -341,8 +383,12 @@ func (s *Server) challenges(w http.ResponseWriter, r *http.Request) {
 	var valid []int // index into posted of each entry of hashes
 	if r.Method == http.MethodPost {
 		var req hashesRequest
-		if err := decodeBody(w, r, s.cfg.MaxBody, &req); err != nil {
+		if err := decodeJSON(w, r, s.cfg.MaxBody, &req); err != nil {
 			s.writeError(w, r, err)
+			return
+		}
+		if req.Hashes == nil {
+			s.writeError(w, r, errNoHashes)
 			return
 		}
 		if len(req.Hashes) > s.cfg.MaxBatch {
@@ -432,7 +478,10 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 	body := pb.bytes()
 	var req answerRequest
 	if p, ok := proofMember(body); ok {
-		req.Proof = p
+		req.Proof = p // proofMember takes ASCII bodies only
+	} else if !utf8.Valid(body) {
+		s.writeError(w, r, errNotUTF8)
+		return
 	} else if err := decodeFrom(bytes.NewReader(body), &req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -455,8 +504,48 @@ type proofItem struct {
 	Proof    json.RawMessage `json:"proof"`
 }
 
+// answersRequest is a POST /answer body of objects only, what
+// proofsMembers reads in one pass.
 type answersRequest struct {
 	Proofs []proofItem `json:"proofs"`
+}
+
+// answersBody is a POST /answer body as encoding/json reads it when
+// proofsMembers does not: the items are decoded one by one, so that one
+// that is not an object is an item of the report, not a failed request.
+type answersBody struct {
+	Proofs []json.RawMessage `json:"proofs"`
+}
+
+// errNoProofs refuses a POST /answer body without a list of proofs.
+var errNoProofs = sluice.Errorf(sluice.ErrInvalid, `Posted data must be a JSON encoded object with a list of proofs: {"proofs": [{"file_hash": ..., "proof": {...}}]}`)
+
+// proofItems reads a POST /answer body: through proofsMembers when it
+// has the usual form, else through encoding/json, item by item. An item
+// that is not an object (a number, a string, null, a list) is left empty:
+// it has no file hash, and is reported as a contract not found.
+func proofItems(body []byte) ([]proofItem, error) {
+	if items, ok := proofsMembers(body); ok {
+		return items, nil // ASCII only, so UTF-8
+	}
+	if !utf8.Valid(body) {
+		return nil, errNotUTF8
+	}
+	var req answersBody
+	if err := decodeFrom(bytes.NewReader(body), &req); err != nil {
+		return nil, err
+	}
+	if req.Proofs == nil {
+		return nil, errNoProofs
+	}
+	items := make([]proofItem, len(req.Proofs))
+	for i, raw := range req.Proofs {
+		if bytes.HasPrefix(raw, []byte("{")) {
+			// An object decodes into proofItem's raw members without fail.
+			_ = json.Unmarshal(raw, &items[i])
+		}
+	}
+	return items, nil
 }
 
 type reportItem struct {
@@ -478,22 +567,19 @@ func (s *Server) answers(w http.ResponseWriter, r *http.Request) {
 	// The report refers to the body too: the buffer goes back to the pool
 	// once the reply is written, unless an actor may still read a proof.
 	defer pb.release()
-	body := pb.bytes()
-	var req answersRequest
-	if items, ok := proofsMembers(body); ok {
-		req.Proofs = items
-	} else if err := decodeFrom(bytes.NewReader(body), &req); err != nil {
+	proofs, err := proofItems(pb.bytes())
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if len(req.Proofs) > s.cfg.MaxBatch {
+	if len(proofs) > s.cfg.MaxBatch {
 		s.writeError(w, r, sluice.Errorf(sluice.ErrInvalid, "Too many proofs: at most %d per call.", s.cfg.MaxBatch))
 		return
 	}
-	report := make([]reportItem, len(req.Proofs))
+	report := make([]reportItem, len(proofs))
 	var items []actors.AnswerItem
 	var valid []int
-	for i, p := range req.Proofs {
+	for i, p := range proofs {
 		report[i].FileHash = p.FileHash
 		if report[i].FileHash == nil {
 			report[i].FileHash = json.RawMessage("null")

@@ -184,3 +184,30 @@ func TestPrivateListenerErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisterFieldLimits: a registration whose type, description or URL
+// is over its limit is a 400 "Invalid input data: ..." on the private
+// listener, before the store is asked (a 100,000-character type was a 503:
+// the store refuses such a key); a type at the limit registers.
+func TestRegisterFieldLimits(t *testing.T) {
+	base, registrar := privateNode(t)
+	const msURL = "http://127.0.0.1:9/"
+	good := signHex(t, registrar, msURL)
+	reg := func(typ, desc, url string) string {
+		b, _ := json.Marshal(map[string]any{"type": typ, "description": desc, "url": url, "signature": good})
+		return string(b)
+	}
+	long := func(n int) string { return strings.Repeat("x", n) }
+	for _, c := range []struct{ name, body, msg string }{
+		{"huge type", reg(long(100_000), "d", msURL), "Invalid input data: type is longer than 64 bytes."},
+		{"long type", reg(long(microservice.MaxTypeLen+1), "d", msURL), "Invalid input data: type is longer than 64 bytes."},
+		{"long description", reg("x", long(microservice.MaxDescriptionLen+1), msURL), "Invalid input data: description is longer than 1024 bytes."},
+		{"long url", reg("x", "d", msURL+long(microservice.MaxURLLen)), "Invalid input data: url is longer than 2048 bytes."},
+	} {
+		wantUploaderShape(t, c.name, send(t, "POST", base+"/register", c.body), 400, c.msg)
+	}
+	r := send(t, "POST", base+"/register", reg(long(microservice.MaxTypeLen), long(microservice.MaxDescriptionLen), msURL))
+	if r.code != 201 || strings.TrimSpace(string(r.raw)) != `"Desired storage created."` {
+		t.Errorf("register at the limits: got %d %s, want 201 \"Desired storage created.\"", r.code, r.raw)
+	}
+}

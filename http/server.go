@@ -74,6 +74,11 @@ type Config struct {
 	// UploadIdleTimeout is how long an upload's body may send nothing
 	// before the request is cut with 408.
 	UploadIdleTimeout time.Duration
+	// DownloadIdleTimeout bounds each write of a file served under /ipfs/
+	// (default 30 s): a download has no overall limit, neither
+	// RequestTimeout nor the server's WriteTimeout, while the client keeps
+	// taking its bytes; one that takes nothing for this long is cut.
+	DownloadIdleTimeout time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// VerifySignature checks that signature is the owner of address's
@@ -104,6 +109,9 @@ func (c *Config) defaults() {
 	if c.UploadIdleTimeout <= 0 {
 		c.UploadIdleTimeout = 30 * time.Second
 	}
+	if c.DownloadIdleTimeout <= 0 {
+		c.DownloadIdleTimeout = 30 * time.Second
+	}
 }
 
 // Server is the public HTTP handler. It answers before the engine is
@@ -126,16 +134,20 @@ func New(cfg Config, m *metrics.Set, log *zap.Logger) *Server {
 	r := chi.NewRouter()
 	r.Use(s.observe, cors)
 	s.uploaderRoutes(r) // GET / is the storage list: a 2xx, as farmers need
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeOK(w)
-	})
-	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
+	// Health and readiness answer HEAD as GET (net/http drops the body):
+	// load balancers probe with either.
+	healthz := func(w http.ResponseWriter, r *http.Request) { writeOK(w) }
+	readyz := func(w http.ResponseWriter, r *http.Request) {
 		if !s.ready.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, errorBody{Status: "error", Message: "not ready"})
 			return
 		}
 		writeOK(w)
-	})
+	}
+	r.Get("/healthz", healthz)
+	r.Head("/healthz", healthz)
+	r.Get("/readyz", readyz)
+	r.Head("/readyz", readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	for _, prefix := range []string{"/api/downstream", "/api/downstream/v1"} {
 		r.Route(prefix, s.farmerRoutes)
@@ -144,11 +156,54 @@ func New(cfg Config, m *metrics.Set, log *zap.Logger) *Server {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeRouteError(w, r, http.StatusNotFound, msgNoRoute)
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeRouteError(w, r, http.StatusMethodNotAllowed, msgNoMethod)
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		allow := allowed(r, req)
+		if allow == "" {
+			// A method chi does not know (FOO) on a path no route has.
+			writeRouteError(w, req, http.StatusNotFound, msgNoRoute)
+			return
+		}
+		w.Header().Set("Allow", allow)
+		writeRouteError(w, req, http.StatusMethodNotAllowed, msgNoMethod)
 	})
 	s.router = stripSlash(r)
 	return s
+}
+
+// standardMethods are the methods Sluice's routes use, in the order an
+// Allow header lists them; every other method is "other" in metrics.
+var standardMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions,
+}
+
+// allowed is the Allow header of a 405 from mux: the standard methods a
+// route of mux takes on req's path, or "" when none does. (chi hands a
+// custom MethodNotAllowed handler no list, so the tree is asked again.)
+func allowed(mux chi.Routes, req *http.Request) string {
+	path := req.URL.RawPath
+	if path == "" {
+		path = req.URL.Path
+	}
+	var methods []string
+	for _, m := range standardMethods {
+		if mux.Match(chi.NewRouteContext(), m, path) {
+			methods = append(methods, m)
+		}
+	}
+	return strings.Join(methods, ", ")
+}
+
+// methodLabel is r's method as a metrics label: a standard method, or
+// "other" for anything a client made up, so that made-up methods cannot
+// grow /metrics without bound.
+func methodLabel(method string) string {
+	for _, m := range standardMethods {
+		if method == m {
+			return m
+		}
+	}
+	return "other"
 }
 
 // Messages of unknown routes and wrong methods.
@@ -204,7 +259,13 @@ func (s *Server) Private(reg *microservice.Registry) http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, uploaderErrorBody{Error: msgNoRoute})
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		allow := allowed(r, req)
+		if allow == "" {
+			writeJSON(w, http.StatusNotFound, uploaderErrorBody{Error: msgNoRoute})
+			return
+		}
+		w.Header().Set("Allow", allow)
 		writeJSON(w, http.StatusMethodNotAllowed, uploaderErrorBody{Error: msgNoMethod})
 	})
 	return stripSlash(r)
@@ -261,17 +322,23 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-		if isUpload(r) {
+		switch {
+		case isUpload(r):
 			s.streamUpload(next, rec, r)
-		} else {
+		case isDownload(r):
+			s.streamDownload(next, rec, r)
+		default:
 			s.bounded(next, rec, r, start)
 		}
 		took := time.Since(start)
-		route := routeOf(r)
-		s.metrics.Requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Inc()
-		s.metrics.RequestDuration.WithLabelValues(route, r.Method).Observe(took.Seconds())
+		// Both labels are bounded: the route is a registered pattern or
+		// "unmatched", never the path; the method is a standard one or
+		// "other".
+		route, method := routeOf(r), methodLabel(r.Method)
+		s.metrics.Requests.WithLabelValues(route, method, strconv.Itoa(rec.code)).Inc()
+		s.metrics.RequestDuration.WithLabelValues(route, method).Observe(took.Seconds())
 		if ce := s.log.Check(zap.DebugLevel, eventRequest); ce != nil {
-			ce.Write(zap.String("method", r.Method), zap.String("route", route),
+			ce.Write(zap.String("method", method), zap.String("route", route),
 				zap.Int("status", rec.code), zap.Duration("took", took))
 		}
 	})
@@ -339,6 +406,69 @@ func (s *Server) streamUpload(next http.Handler, rec *statusRecorder, r *http.Re
 	writeJSON(rec, http.StatusRequestTimeout, uploaderErrorBody{Error: "Upload cut: no data received for " +
 		s.cfg.UploadIdleTimeout.String() + "; nothing was stored. Ask for a new signature and send the files again."})
 }
+
+// isDownload tells whether r fetches a stored file: GET or HEAD under
+// /ipfs/, on either listener.
+func isDownload(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(r.URL.Path, "/ipfs/")
+}
+
+// downloadChunk is the most one write deadline covers: a large write is
+// cut into pieces this big, so that a slow client that keeps reading is
+// not cut inside one piece. (At the default 30 s idle timeout, a client
+// must take about 270 bytes a second.)
+const downloadChunk = 8 << 10
+
+// streamDownload serves a file without an overall time limit, so that a
+// large file to a slow client is not cut while its bytes keep going:
+//
+//   - the server-wide write deadline (WriteTimeout) is lifted, and each
+//     write of the reply pushes the connection's write deadline to
+//     DownloadIdleTimeout from then; a client that takes nothing for that
+//     long loses the connection;
+//   - the request's context has no RequestTimeout: it ends when the client
+//     goes (opening a file takes no remote call to bound);
+//   - once the handler returns, what net/http still holds (the header of
+//     a reply without a body, the end of a buffered one) is written under
+//     a last deadline idle ahead; net/http lifts it after the reply, and
+//     sets the server's WriteTimeout afresh for the connection's next
+//     request.
+func (s *Server) streamDownload(next http.Handler, rec *statusRecorder, r *http.Request) {
+	rc := http.NewResponseController(rec)
+	if err := rc.SetWriteDeadline(time.Time{}); err != nil {
+		// No connection to manage (a test recorder): serve as is.
+		next.ServeHTTP(rec, r)
+		return
+	}
+	idle := s.cfg.DownloadIdleTimeout
+	next.ServeHTTP(&deadlineWriter{statusRecorder: rec, rc: rc, idle: idle}, r)
+	_ = rc.SetWriteDeadline(time.Now().Add(idle))
+}
+
+// deadlineWriter moves the connection's write deadline idle ahead of
+// every write, in pieces of at most downloadChunk bytes.
+type deadlineWriter struct {
+	*statusRecorder
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), downloadChunk)
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
+		m, err := w.statusRecorder.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.statusRecorder }
 
 // uploadBody is an upload's request body that keeps the connection's read
 // deadline UploadIdleTimeout ahead of each read and holds off the

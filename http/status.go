@@ -3,7 +3,6 @@ package http
 import (
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -79,19 +78,20 @@ func parseStatusPath(rest string) (q actors.StatusQuery, none bool, err error) {
 		}
 	}
 	bad := sluice.Errorf(sluice.ErrInvalid, "Invalid limit or page: want whole numbers, limit from 0 to %d.", maxStatusLimit)
+	// Plain decimal digits, as /chunk's size: no sign ("+5", "-0").
 	if s := next(); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n > maxStatusLimit {
+		n, ok := decimal(s)
+		if !ok || n > maxStatusLimit {
 			return q, false, bad
 		}
-		q.Limit, none = n, n == 0
+		q.Limit, none = int(n), n == 0
 	}
 	if s := next(); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n > 1<<30 {
+		n, ok := decimal(s)
+		if !ok || n > 1<<30 {
 			return q, false, bad
 		}
-		q.Page = n
+		q.Page = int(n)
 	}
 	if len(segs) > 0 {
 		return q, false, sluice.Errorf(sluice.ErrNotFound, "No such route.")

@@ -138,6 +138,12 @@ func TestRegister(t *testing.T) {
 			{"not allowed", body(map[string]any{"type": "x", "url": vectorURL, "signature": other}), 403, "Registration request received from non-approved address."},
 			{"reserved", body(map[string]any{"type": "sluice", "url": vectorURL, "signature": vectorSig}), 400, "Chosen storage type is reserved by this node."},
 			{"not JSON", []byte("type=x"), 400, "Invalid input data."},
+			{"type too long", body(map[string]any{"type": strings.Repeat("t", MaxTypeLen+1), "url": vectorURL, "signature": vectorSig}), 400,
+				"Invalid input data: type is longer than 64 bytes."},
+			{"description too long", body(map[string]any{"type": "x", "description": strings.Repeat("d", MaxDescriptionLen+1), "url": vectorURL, "signature": vectorSig}), 400,
+				"Invalid input data: description is longer than 1024 bytes."},
+			{"url too long", body(map[string]any{"type": "x", "url": vectorURL + strings.Repeat("u", MaxURLLen), "signature": vectorSig}), 400,
+				"Invalid input data: url is longer than 2048 bytes."},
 		} {
 			code, rep := r.Register(ctx, c.body)
 			if code != c.code || rep.Message != c.msg || rep.Refused != (c.code >= 400) {

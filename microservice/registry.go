@@ -224,13 +224,47 @@ func (r Reply) MarshalJSON() ([]byte, error) {
 
 func refuse(code int, msg string) (int, Reply) { return code, Reply{Message: msg, Refused: true} }
 
+// Limits of a registration's fields, in bytes. The type is the storage's
+// key in the store (which refuses keys over 32 KiB), in quotes and in
+// GET /; real types are short names (arweave, filecoin). The description
+// is shown to users in GET /; the URL is where the node calls the
+// microservice. Longer is refused with 400 before anything is stored.
+const (
+	MaxTypeLen        = 64
+	MaxDescriptionLen = 1024
+	MaxURLLen         = 2048
+)
+
+// checkLengths refuses a field over its limit.
+func (reg registration) checkLengths() error {
+	for _, f := range []struct {
+		name  string
+		value string
+		limit int
+	}{
+		{"type", *reg.Type, MaxTypeLen},
+		{"description", reg.Description, MaxDescriptionLen},
+		{"url", *reg.URL, MaxURLLen},
+	} {
+		if len(f.value) > f.limit {
+			return fmt.Errorf("%s is longer than %d bytes", f.name, f.limit)
+		}
+	}
+	return nil
+}
+
 // Register handles POST /register: a signed registration by an allowed
 // address creates, updates or reactivates a storage type. It returns the
-// HTTP status and the body to send.
+// HTTP status and the body to send. A type, description or URL longer
+// than MaxTypeLen, MaxDescriptionLen or MaxURLLen is a 400 "Invalid input
+// data: ..." before the signature is checked or the store is touched.
 func (r *Registry) Register(ctx context.Context, body []byte) (int, Reply) {
 	var reg registration
 	if err := json.Unmarshal(body, &reg); err != nil || reg.Type == nil || *reg.Type == "" || reg.URL == nil || reg.Signature == nil {
 		return refuse(400, "Invalid input data.")
+	}
+	if err := reg.checkLengths(); err != nil {
+		return refuse(400, "Invalid input data: "+err.Error()+".")
 	}
 	signer, err := chain.RecoverPersonal([]byte(*reg.URL), *reg.Signature)
 	if errors.Is(err, chain.ErrSignatureMalleable) {

@@ -435,7 +435,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 // the handler sets each request's read deadline (--request-timeout; for
 // uploads one that moves with the data, --upload-idle-timeout), so that a
 // slow but steady upload is never cut. ReadHeaderTimeout still bounds the
-// headers, and uploads lift the write deadline for themselves.
+// headers. WriteTimeout bounds every reply but two kinds, which lift it
+// for themselves: uploads (a few bytes, written once the body is in) and
+// files served under /ipfs/, whose write deadline moves forward with each
+// write instead (the handler's DownloadIdleTimeout, 30 s), so that a large
+// file to a slow client is not cut while its bytes keep going.
 func publicServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
