@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,28 +22,33 @@ import (
 type sharedTicks struct {
 	every time.Duration
 
-	mu   sync.Mutex
-	next chan struct{} // closed at the next tick; nil while no one waits
+	mu   sync.Mutex                    // held to start a period
+	next atomic.Pointer[chan struct{}] // closed at the next tick; nil while no one waits
 }
 
 func newSharedTicks(every time.Duration) *sharedTicks { return &sharedTicks{every: every} }
 
 // wait returns a channel that is closed at the next tick, at most every
-// from now.
+// from now. While a period runs it only loads a pointer: every answer
+// calls it.
 func (t *sharedTicks) wait() <-chan struct{} {
+	if c := t.next.Load(); c != nil {
+		return *c
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.next == nil {
-		t.next = make(chan struct{})
-		time.AfterFunc(t.every, t.tick)
+	if c := t.next.Load(); c != nil {
+		return *c
 	}
-	return t.next
+	c := make(chan struct{})
+	t.next.Store(&c)
+	time.AfterFunc(t.every, t.tick)
+	return c
 }
 
 func (t *sharedTicks) tick() {
 	t.mu.Lock()
-	c := t.next
-	t.next = nil
+	c := t.next.Swap(nil)
 	t.mu.Unlock()
-	close(c)
+	close(*c)
 }

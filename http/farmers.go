@@ -367,8 +367,9 @@ type hashesRequest struct {
 	Hashes []json.RawMessage `json:"hashes"`
 }
 
-// errNoHashes refuses a POST /challenge body without a list of hashes:
-// null, [], {} or {"hashes": null} alike.
+// errNoHashes refuses a POST /challenge object without a list of hashes:
+// null, {} or {"hashes": null} alike (a body that is not an object, such
+// as [], fails to decode first; {"hashes": []} is an empty batch).
 var errNoHashes = sluice.Errorf(sluice.ErrInvalid, `Posted data must be a JSON encoded object with a list of hashes: {"hashes": [...]}`)
 
 func (s *Server) challenges(w http.ResponseWriter, r *http.Request) {

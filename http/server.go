@@ -348,14 +348,26 @@ func (s *Server) observe(next http.Handler) http.Handler {
 // and the reading of its body, as a server-wide ReadTimeout would. A
 // request without a body gets no read deadline: it would only bound
 // net/http's read-ahead, whose timeout cancels the connection's context.
-// (An unsupported writer, a test recorder, has no connection to bound.)
+// Nor does one on a server whose ReadTimeout already bounds the body
+// within RequestTimeout (sluice serve's, see readBounded): every
+// deadline set is a change to a runtime timer, on the path of every
+// answer. (An unsupported writer, a test recorder, has no connection to
+// bound.)
 func (s *Server) bounded(next http.Handler, rec *statusRecorder, r *http.Request, start time.Time) {
 	ctx, cancel := context.WithDeadline(r.Context(), start.Add(s.cfg.RequestTimeout))
 	defer cancel()
-	if r.ContentLength != 0 {
+	if r.ContentLength != 0 && !s.readBounded(r) {
 		_ = http.NewResponseController(rec).SetReadDeadline(start.Add(s.cfg.RequestTimeout))
 	}
 	next.ServeHTTP(rec, r.WithContext(ctx))
+}
+
+// readBounded reports whether the server r came in on bounds the reading
+// of every request within RequestTimeout by itself (its ReadTimeout). An
+// upload replaces that deadline with its own moving one (streamUpload).
+func (s *Server) readBounded(r *http.Request) bool {
+	hs, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+	return hs != nil && hs.ReadTimeout > 0 && hs.ReadTimeout <= s.cfg.RequestTimeout
 }
 
 // isUpload tells whether r is POST /upload, whose body may take as long as
@@ -392,7 +404,7 @@ func (s *Server) streamUpload(next http.Handler, rec *statusRecorder, r *http.Re
 	next.ServeHTTP(cut, r2)
 	if !body.eof {
 		// net/http drains some of an unread body to keep the connection:
-		// at the idle pace, not forever (the server has no ReadTimeout).
+		// at the idle pace, not forever.
 		_ = rc.SetReadDeadline(time.Now().Add(s.cfg.UploadIdleTimeout))
 	}
 	if !body.stalled || cut.wrote {

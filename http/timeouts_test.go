@@ -37,8 +37,9 @@ const (
 
 // timedNode runs a node on a real listener, with the handler's
 // RequestTimeout and UploadIdleTimeout set to the test's values and the
-// http.Server's ReadTimeout and WriteTimeout to serverTimeout (0: none, as
-// sluice serve has no ReadTimeout). It returns the node's root URL.
+// http.Server's ReadTimeout and WriteTimeout to serverTimeout (0: none;
+// sluice serve's ReadTimeout is its request timeout). It returns the
+// node's root URL.
 func timedNode(t *testing.T, serverTimeout time.Duration) string {
 	t.Helper()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
@@ -206,12 +207,19 @@ func TestStalledUpload(t *testing.T) {
 	}
 }
 
-// TestStalledBodyIsBounded: the public server has no ReadTimeout (uploads
-// need none), so the request timeout bounds every other request's body:
-// a getQuote whose body stops coming is answered or dropped within it,
-// not left hanging.
+// TestStalledBodyIsBounded: the request timeout bounds every request's
+// body but an upload's, whether the server has no ReadTimeout (the
+// handler sets the deadline) or one within the request timeout (as sluice
+// serve has; the handler then leaves it to net/http): a getQuote whose
+// body stops coming is answered or dropped within it, not left hanging.
 func TestStalledBodyIsBounded(t *testing.T) {
-	base := timedNode(t, 0)
+	for _, server := range []time.Duration{0, testRequestTimeout} {
+		t.Run(fmt.Sprintf("ReadTimeout=%s", server), func(t *testing.T) { stalledBodyIsBounded(t, server) })
+	}
+}
+
+func stalledBodyIsBounded(t *testing.T, serverTimeout time.Duration) {
+	base := timedNode(t, serverTimeout)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
 		t.Fatal(err)

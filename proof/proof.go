@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -133,70 +133,83 @@ func decodeSlow(raw []byte) (Proof, error) {
 	return p, nil
 }
 
-// proofKeys are the member names of a proof and of its leaves.
-var proofKeys = []string{"leaves", "index", "data", "path"}
-
 // checkKeys rejects what encoding/json would quietly accept in a proof
-// but another parser may read differently: invalid UTF-8, an object with
-// the same member twice (encoding/json keeps the last, others the first),
-// and a member that matches a proof field only case-insensitively
-// ("LEAVES", or "leaveſ" with a long s), which encoding/json takes for
-// the field. Unknown members are allowed, as DecodeProof documents.
+// but another parser may read differently: invalid UTF-8; a proof or leaf
+// object with one of its members twice (encoding/json keeps the last,
+// others the first); and a member of a proof or leaf object that matches
+// its field only case-insensitively ("LEAVES", or "leaveſ" with a long
+// s), which encoding/json takes for the field. Members the scheme does
+// not name are ignored wherever they are, and so is what they hold.
 func checkKeys(raw []byte) error {
 	if !utf8.Valid(raw) {
 		return errors.New("not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	// Each open container: for an object, the keys seen so far, and
-	// whether the next string token is a key.
+	// The objects whose members encoding/json binds: the proof, and the
+	// leaves (objects directly in the proof's "leaves" array).
+	const (
+		other = iota
+		proofObject
+		leavesArray
+		leafObject
+	)
+	fields := map[int][]string{proofObject: {"leaves"}, leafObject: {"index", "data", "path"}}
 	type level struct {
-		object bool
-		keys   map[string]bool
-		atKey  bool
+		role  int
+		delim json.Delim
+		atKey bool   // an object's next token is a member name
+		key   string // an object's current member
+		seen  []string
 	}
 	var stack []level
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
 		if err != nil {
-			return nil // not JSON: json.Unmarshal says why
+			return nil // the end, or not JSON: json.Unmarshal says why
 		}
 		top := len(stack) - 1
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:top]
+			if top > 0 && stack[top-1].delim == '{' {
+				stack[top-1].atKey = true
+			}
+			continue
+		}
+		if top >= 0 && stack[top].delim == '{' && stack[top].atKey {
+			l := &stack[top]
+			l.atKey, l.key = false, tok.(string)
+			for _, f := range fields[l.role] {
+				switch {
+				case l.key == f && slices.Contains(l.seen, f):
+					return fmt.Errorf("member %q appears twice", f)
+				case l.key == f:
+					l.seen = append(l.seen, f)
+				case strings.EqualFold(l.key, f):
+					return fmt.Errorf("member %q is not %q", l.key, f)
+				}
+			}
+			continue
+		}
+		// A value: in an object, the next token is a member name again.
+		role := other
+		if top >= 0 {
+			switch p := &stack[top]; {
+			case p.delim == '{':
+				p.atKey = true
+				if p.role == proofObject && p.key == "leaves" {
+					role = leavesArray
+				}
+			case p.role == leavesArray:
+				role = leafObject
+			}
+		} else {
+			role = proofObject
+		}
 		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				if top >= 0 && stack[top].object {
-					stack[top].atKey = true // the container was a member's value
-				}
-				stack = append(stack, level{object: d == '{', keys: map[string]bool{}, atKey: d == '{'})
-			default:
-				stack = stack[:top]
-				if top > 0 && stack[top-1].object {
-					stack[top-1].atKey = true
-				}
+			if (d == '[') != (role == leavesArray) || (d == '{') != (role == proofObject || role == leafObject) {
+				role = other // not the shape encoding/json binds: it fails there, or ignores it
 			}
-			continue
-		}
-		if top < 0 || !stack[top].object {
-			continue
-		}
-		l := &stack[top]
-		if !l.atKey {
-			l.atKey = true // a member's value
-			continue
-		}
-		l.atKey = false
-		key := tok.(string)
-		if l.keys[key] {
-			return fmt.Errorf("member %q appears twice", key)
-		}
-		l.keys[key] = true
-		for _, k := range proofKeys {
-			if key != k && strings.EqualFold(key, k) {
-				return fmt.Errorf("member %q is not %q", key, k)
-			}
+			stack = append(stack, level{role: role, delim: d, atKey: d == '{'})
 		}
 	}
 }

@@ -323,7 +323,6 @@ func TestDecodeProofRejects(t *testing.T) {
 		{"index twice", `{"leaves":[{"index":0,"index":1,"data":"AA==","path":[]}]}`},
 		{"data twice", `{"leaves":[{"index":0,"data":"AQ==","data":"AA==","path":[]}]}`},
 		{"leaves twice", `{"leaves":[],"leaves":[` + entry + `]}`},
-		{"unknown member twice", `{"x":1,"x":2,"leaves":[]}`},
 		{"upper-case member", `{"LEAVES":[]}`},
 		{"mixed-case leaf member", `{"leaves":[{"Index":0,"data":"AA==","path":[]}]}`},
 		{"member with a long s", `{"leave\u017f":[]}`},
@@ -343,6 +342,11 @@ func TestDecodeProofRejects(t *testing.T) {
 		{"1024 leaves", leaves1024},
 		{"unknown fields", `{"v":2,"leaves":[{"index":3,"data":"AA==","path":[],"x":null}]}`},
 		{"no leaves", `{"leaves":[]}`},
+		// Unknown members are ignored, whatever their names and content.
+		{"unknown member twice", `{"x":1,"x":2,"leaves":[]}`},
+		{"unknown member named like a leaf field", `{"Path":1,"leaves":[]}`},
+		{"unknown object with field-like names", `{"leaves":[],"meta":{"Data":1,"a":1,"a":2}}`},
+		{"unknown member of a leaf holding a proof-like object", `{"leaves":[{"index":0,"data":"AA==","path":[],"x":{"leaves":1,"LEAVES":2}}]}`},
 	}
 	for _, tt := range ok {
 		if _, err := DecodeProof([]byte(tt.raw)); err != nil {

@@ -363,7 +363,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
 	}
-	hs := publicServer(srv)
+	hs := publicServer(srv, c.requestTimeout)
 	pln, err := net.Listen("tcp", c.privateListen)
 	if err != nil {
 		ln.Close()
@@ -431,18 +431,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// publicServer is the public listener's server. It has no ReadTimeout:
-// the handler sets each request's read deadline (--request-timeout; for
-// uploads one that moves with the data, --upload-idle-timeout), so that a
-// slow but steady upload is never cut. ReadHeaderTimeout still bounds the
-// headers. WriteTimeout bounds every reply but two kinds, which lift it
+// publicServer is the public listener's server. Its ReadTimeout is the
+// request timeout (--request-timeout), set by net/http at the start of
+// each request in the deadline calls it makes anyway; uploads replace it
+// with a deadline that moves with the data (--upload-idle-timeout), so
+// that a slow but steady upload is never cut. (Without a ReadTimeout the
+// handler sets the same deadline itself, one more timer change a
+// request.) ReadHeaderTimeout bounds the headers. WriteTimeout bounds every reply but two kinds, which lift it
 // for themselves: uploads (a few bytes, written once the body is in) and
 // files served under /ipfs/, whose write deadline moves forward with each
 // write instead (the handler's DownloadIdleTimeout, 30 s), so that a large
 // file to a slow client is not cut while its bytes keep going.
-func publicServer(h http.Handler) *http.Server {
+func publicServer(h http.Handler, requestTimeout time.Duration) *http.Server {
 	return &http.Server{
 		Handler:           h,
+		ReadTimeout:       requestTimeout,
 		ReadHeaderTimeout: 10 * time.Second,
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,

@@ -45,12 +45,13 @@ func TestServeTimeoutFlags(t *testing.T) {
 	}
 }
 
-// TestPublicServerHasNoReadTimeout: a server-wide ReadTimeout would cut
-// slow uploads; the handler sets per-request read deadlines instead.
-func TestPublicServerHasNoReadTimeout(t *testing.T) {
-	hs := publicServer(http.NotFoundHandler())
-	if hs.ReadTimeout != 0 || hs.ReadHeaderTimeout <= 0 {
-		t.Fatalf("got ReadTimeout %s, ReadHeaderTimeout %s; want 0 and a bound", hs.ReadTimeout, hs.ReadHeaderTimeout)
+// TestPublicServerReadTimeoutIsTheRequestTimeout: the server bounds every
+// request's reading within the request timeout (uploads move their own
+// deadline; TestServeSlowUpload), so the handler need not set one.
+func TestPublicServerReadTimeoutIsTheRequestTimeout(t *testing.T) {
+	hs := publicServer(http.NotFoundHandler(), 7*time.Second)
+	if hs.ReadTimeout != 7*time.Second || hs.ReadHeaderTimeout <= 0 {
+		t.Fatalf("got ReadTimeout %s, ReadHeaderTimeout %s; want 7s and a bound", hs.ReadTimeout, hs.ReadHeaderTimeout)
 	}
 }
 
