@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/scheduler"
 	"go.uber.org/zap"
 
 	"github.com/sluicehq/sluice"
@@ -52,17 +51,22 @@ type ContractReply struct {
 // cancelContract ends the contract because its token was given up.
 type cancelContract struct{}
 
-// deadlinePassed is the contract's timer: the due time it was armed for.
-type deadlinePassed struct {
-	Due time.Time
-}
+// deadlinePassed is what a contract's timer sends: the time it was armed
+// for (contractActor.armed) may have come. One value serves every timer.
+type deadlinePassed struct{}
+
+var deadlineFired = &deadlinePassed{}
 
 // contractActor owns one contract: its state and its deadline timer.
 type contractActor struct {
-	e      *Engine
-	c      sluice.Contract
-	cancel scheduler.CancelFunc
-	armed  time.Time
+	e *Engine
+	c sluice.Contract
+	// timer is the deadline timer, made at the first arm and reset at
+	// every later one: a live contract keeps one timer and its function
+	// for life, where a timer, two closures and a message each time
+	// (scheduler.SendOnce) were garbage for the collector to mark.
+	timer *time.Timer
+	armed time.Time // when the timer fires; zero while disarmed
 	// queued is set while the current state was handed to the writer
 	// without waiting (a newly issued challenge): it is committed before
 	// the challenge is shown to a farmer.
@@ -87,8 +91,15 @@ func (a *contractActor) Receive(c actor.Context) {
 	case *actor.Stopping, *actor.Restarting:
 		a.disarm()
 	case *deadlinePassed:
-		if !msg.Due.Equal(a.armed) {
-			return // a timer from before a re-arm
+		if a.armed.IsZero() {
+			return // fired before the timer was disarmed
+		}
+		if now := a.e.now(); now.Before(a.armed) {
+			// Fired for an earlier time before a re-arm (the timer runs
+			// again at the new one), or the wall clock went back since
+			// the timer was set: wait on.
+			a.timer.Reset(a.armed.Sub(now))
+			return
 		}
 		a.armed = time.Time{}
 		a.advance(c)
@@ -152,15 +163,24 @@ func (a *contractActor) arm(c actor.Context) {
 	if !a.c.Live() || a.armed.Equal(a.c.Due) {
 		return
 	}
-	a.disarm()
-	a.armed = a.c.Due
-	a.cancel = a.e.sched.SendOnce(a.c.Due.Sub(a.e.now()), c.Self(), &deadlinePassed{Due: a.c.Due})
+	a.setTimer(c, a.c.Due)
+}
+
+// setTimer arms the timer for at, replacing any earlier time.
+func (a *contractActor) setTimer(c actor.Context, at time.Time) {
+	a.armed = at
+	d := at.Sub(a.e.now())
+	if a.timer == nil {
+		root, self := a.e.sys.Root, c.Self()
+		a.timer = time.AfterFunc(d, func() { root.Send(self, deadlineFired) })
+		return
+	}
+	a.timer.Reset(d)
 }
 
 func (a *contractActor) disarm() {
-	if a.cancel != nil {
-		a.cancel()
-		a.cancel = nil
+	if a.timer != nil {
+		a.timer.Stop()
 	}
 	a.armed = time.Time{}
 }
@@ -292,8 +312,7 @@ func (a *contractActor) close(c actor.Context, next sluice.Contract) {
 		// Not committed: keep the live state and try again at the next
 		// message or in a second. Nothing was acknowledged on this change.
 		a.e.log.Warn(eventCommitFailed, zap.String("kind", "contract"), zap.Error(err))
-		a.armed = time.Time{}
-		a.cancel = a.e.sched.SendOnce(time.Second, c.Self(), &deadlinePassed{})
+		a.setTimer(c, a.e.now().Add(time.Second))
 		return
 	}
 	a.c = next

@@ -619,3 +619,28 @@ func TestAnswersSayWhenProofsAreReusable(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// A deadline message that comes before the armed time (a timer that fired
+// for an earlier time just before a re-arm, or a wall clock set back)
+// neither closes the contract early nor loses its deadline.
+func TestEarlyDeadlineMessageWaitsForTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		_, cs := newContracts(t, n, 32<<10)
+		c := cs[0]
+		sleepUntil(c.Due.Add(-c.Interval / 2))
+		if !n.dir.Tell(contractIdentity(c.ID()), deadlineFired) {
+			t.Fatal("no contract actor")
+		}
+		synctest.Wait()
+		if got, _ := store.contract(c.ID()); got.State != sluice.ContractLive || !got.Due.Equal(c.Due) {
+			t.Fatalf("after an early deadline message: state %s due %v, want live, due %v", got.State, got.Due, c.Due)
+		}
+		sleepUntil(c.Due)
+		if got, _ := store.contract(c.ID()); got.State != sluice.ContractExpired || !got.Closed.Equal(c.Due) {
+			t.Fatalf("at the deadline: state %s closed %v, want expired at %v", got.State, got.Closed, c.Due)
+		}
+	})
+}
