@@ -76,12 +76,13 @@ type contractActor struct {
 // newContractProps is shared by every contract actor: a contract's first
 // state reaches its actor through Engine.boot, keyed by identity, so no
 // per-actor closure or Props is kept (at a million contracts that is
-// hundreds of megabytes). Contract actors get the lock-free mailbox, the
-// smallest one: each receives a few messages per interval.
+// hundreds of megabytes). Contract actors get the lean mailbox, which
+// holds nothing while it is empty: each receives a few messages an
+// interval (see leanMailbox).
 func newContractProps(e *Engine) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return &contractActor{e: e} },
 		actor.WithSupervisor(entitySupervision(e.log)),
-		actor.WithMailbox(actor.UnboundedLockfree()), actor.WithDispatcher(e.dispatch))
+		actor.WithMailbox(newLeanMailbox), actor.WithDispatcher(e.dispatch))
 }
 
 func (a *contractActor) Receive(c actor.Context) {
