@@ -3,7 +3,6 @@ package http_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,17 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-
-	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/actors"
-	"github.com/sluicehq/sluice/blobstore"
 	sluicehttp "github.com/sluicehq/sluice/http"
-	"github.com/sluicehq/sluice/internal/blobs"
 	"github.com/sluicehq/sluice/internal/nodetest"
-	"github.com/sluicehq/sluice/metrics"
-	"github.com/sluicehq/sluice/persistence"
 )
 
 // Timeouts of the node that timedNode starts: short, so that the slow
@@ -42,41 +32,10 @@ const (
 // node's root URL.
 func timedNode(t *testing.T, serverTimeout time.Duration) string {
 	t.Helper()
-	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	store := nodetest.Stores(t)[0].Open(t)
-	bs, err := blobstore.Open(t.TempDir())
-	if err != nil {
-		t.Fatalf("open blob store: %v", err)
-	}
-	ad := blobs.Adapter{Store: bs}
-	m := metrics.New()
-	w := persistence.NewWriter(store, persistence.WriterOptions{})
-	e, err := actors.Start(context.Background(), actors.Config{
-		Terms:   sluice.Terms{Interval: time.Minute, Challenges: 256},
-		Uploads: actors.UploadConfig{Blobs: ad},
-	}, store, w, m, log)
-	if err != nil {
-		t.Fatalf("start engine: %v", err)
-	}
-	srv := sluicehttp.New(sluicehttp.Config{
-		Blobs: ad, BlobHandler: bs.Handler("/ipfs/"),
-		RequestTimeout: testRequestTimeout, UploadIdleTimeout: testUploadIdle,
-	}, m, log)
-	srv.SetFarmers(e)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: time.Second, ReadTimeout: serverTimeout, WriteTimeout: serverTimeout}
-	go hs.Serve(ln)
-	t.Cleanup(func() {
-		hs.Close()
-		e.Stop()
-		w.Close()
-		store.Close()
-		bs.Close()
-	})
-	return "http://" + ln.Addr().String()
+	return nodetest.Start(t, nodetest.Stores(t)[0].Open(t), nodetest.Options{
+		HTTP:          sluicehttp.Config{RequestTimeout: testRequestTimeout, UploadIdleTimeout: testUploadIdle},
+		ServerTimeout: serverTimeout,
+	}).URL
 }
 
 // multipartFile is the body of an upload of one file, and its content type.
@@ -103,6 +62,24 @@ func quoteFor(t *testing.T, base string, u *ethUser, n int) string {
 		t.Fatalf("getQuote: %d %s", q.code, q.raw)
 	}
 	return q.str("quoteId")
+}
+
+// halfUpload sends an upload's headers and the first half of body on a
+// connection of its own, then nothing more; it returns the connection's
+// reader, which gives up 10 s on. The connection closes with the test.
+func halfUpload(t *testing.T, base, id, nonce, sig string, body []byte, ctype string) *bufio.Reader {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	target, _ := url.Parse(uploadURL(base, id, nonce, sig))
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+		target.RequestURI(), target.Host, ctype, len(body))
+	conn.Write(body[:len(body)/2])
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return bufio.NewReader(conn)
 }
 
 func uploadURL(base, id, nonce, sig string) string {
@@ -169,19 +146,9 @@ func TestStalledUpload(t *testing.T) {
 	id := quoteFor(t, base, u, len(data))
 	body, ctype := multipartFile(t, data)
 
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	nonce, sig := u.next(id)
-	target, _ := url.Parse(uploadURL(base, id, nonce, sig))
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
-		target.RequestURI(), target.Host, ctype, len(body))
-	conn.Write(body[:len(body)/2])
+	br := halfUpload(t, base, id, nonce, sig, body, ctype)
 	start := time.Now()
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(conn)
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("stalled upload: got %v, want a 408 reply", err)
@@ -251,18 +218,8 @@ func TestRefusedUploadWithStalledBody(t *testing.T) {
 	id := quoteFor(t, base, u, len(data))
 	body, ctype := multipartFile(t, data)
 
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	nonce, _ := u.next(id)
-	target, _ := url.Parse(uploadURL(base, id, nonce, "0x1234"))
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
-		target.RequestURI(), target.Host, ctype, len(body))
-	conn.Write(body[:len(body)/2])
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(conn)
+	br := halfUpload(t, base, id, nonce, "0x1234", body, ctype)
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("refused upload: got %v, want a 400 reply", err)

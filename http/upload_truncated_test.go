@@ -5,7 +5,6 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -20,12 +19,7 @@ func TestUploadCutShortIsBadInput(t *testing.T) {
 		n := nodetest.Start(t, s.Open(t), nodetest.Options{})
 		u := newEthUser()
 		file := randomBytes(9, 200<<10)
-		q := do(t, "POST", n.URL+"/getQuote", map[string]any{"type": "sluice", "files": []any{map[string]int{"length": len(file)}},
-			"duration": 60, "payment": map[string]any{"chainId": 1}, "userAddress": u.addr})
-		if q.code != 201 {
-			t.Fatalf("getQuote: %d %s", q.code, q.raw)
-		}
-		id := q.str("quoteId")
+		id := quoteFor(t, n.URL, u, len(file))
 
 		var buf bytes.Buffer
 		mw := multipart.NewWriter(&buf)
@@ -35,8 +29,7 @@ func TestUploadCutShortIsBadInput(t *testing.T) {
 		}
 		fw.Write(file[:len(file)/2]) // half the file, and no closing boundary
 		nonce, sig := u.next(id)
-		req, err := http.NewRequest("POST", n.URL+"/upload?"+url.Values{"quoteId": {id}, "nonce": {nonce}, "signature": {sig}}.Encode(),
-			io.NopCloser(&buf))
+		req, err := http.NewRequest("POST", uploadURL(n.URL, id, nonce, sig), io.NopCloser(&buf))
 		if err != nil {
 			t.Fatal(err)
 		}

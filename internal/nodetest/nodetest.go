@@ -81,6 +81,9 @@ type Options struct {
 	Listen string
 	// RegisterSigners may register microservices on the private listener.
 	RegisterSigners []common.Address
+	// ServerTimeout is the public http.Server's ReadTimeout and
+	// WriteTimeout (0: none).
+	ServerTimeout time.Duration
 }
 
 // Node is a running node.
@@ -127,6 +130,7 @@ func Start(t *testing.T, store actors.Store, opt Options) *Node {
 	srv := sluicehttp.New(opt.HTTP, m, log)
 	srv.SetFarmers(e)
 	hs := httptest.NewUnstartedServer(srv)
+	hs.Config.ReadTimeout, hs.Config.WriteTimeout = opt.ServerTimeout, opt.ServerTimeout
 	if opt.Listen != "" {
 		ln, err := net.Listen("tcp", opt.Listen)
 		if err != nil {
