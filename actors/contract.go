@@ -25,14 +25,15 @@ type ChallengeReply struct {
 
 // answerItem submits one proof (raw JSON) of a batch for the contract's
 // current challenge: the actor puts its result, nil when the proof was
-// accepted and committed, on Done (buffered for the whole batch). Commit
-// bounds the commit of an accepted proof; the batch's items share it.
+// accepted and committed, on Done (buffered for the whole batch). An
+// accepted proof's commit must start by By (Writer.CommitBy); the batch's
+// items share it.
 type answerItem struct {
-	Proof  []byte
-	Index  int
-	Done   chan<- answerDone
-	Commit context.Context
-	id     string // the contract's id
+	Proof []byte
+	Index int
+	Done  chan<- answerDone
+	By    time.Time
+	id    string // the contract's id
 }
 
 type answerDone struct {
@@ -116,7 +117,7 @@ func (a *contractActor) Receive(c actor.Context) {
 		}
 		c.Respond(&ChallengeReply{Challenge: a.c.Challenge, Due: a.c.Due, Answered: a.c.Answered})
 	case *answerItem:
-		msg.Done <- answerDone{Index: msg.Index, Err: a.answer(msg.Commit, c, msg.Proof)}
+		msg.Done <- answerDone{Index: msg.Index, Err: a.answer(msg.By, c, msg.Proof)}
 	case *GetContract:
 		c.Respond(&ContractReply{Contract: a.c})
 	case *cancelContract:
@@ -233,7 +234,7 @@ func (a *contractActor) displaced(now time.Time) bool {
 }
 
 // answer checks a proof and commits the answered contract within ctx.
-func (a *contractActor) answer(ctx context.Context, c actor.Context, raw []byte) error {
+func (a *contractActor) answer(by time.Time, c actor.Context, raw []byte) error {
 	a.advance(c)
 	if err := a.c.Err(); err != nil {
 		a.e.metrics.Proofs.WithLabelValues("expired").Inc()
@@ -245,7 +246,10 @@ func (a *contractActor) answer(ctx context.Context, c actor.Context, raw []byte)
 		return err
 	}
 	next.Version++
-	if err := a.e.writer.Commit(ctx, contractRecord(&next)); err != nil {
+	// The actor waits for the outcome even past the deadline: a proof
+	// committed after its caller gave up is still accepted, and the next
+	// change must build on it.
+	if err := a.e.writer.CommitBy(by, contractRecord(&next)); err != nil {
 		a.e.log.Warn(eventCommitFailed, zap.String("kind", "contract"), zap.Error(err))
 		return unavailable(err)
 	}

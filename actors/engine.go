@@ -32,6 +32,9 @@ import (
 type Committer interface {
 	// Commit returns once the records are durably committed together.
 	Commit(ctx context.Context, recs ...sluice.Record) error
+	// CommitBy is Commit with a deadline and no context: it arms no
+	// timer, and once the write has started it waits for the outcome.
+	CommitBy(by time.Time, recs ...sluice.Record) error
 	// Enqueue hands records over without waiting. Used only for changes
 	// that can be derived again after a crash (a newly issued challenge).
 	Enqueue(recs ...sluice.Record)

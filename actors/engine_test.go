@@ -361,6 +361,41 @@ func TestFailedCommitAcknowledgesNothing(t *testing.T) {
 	})
 }
 
+// An answer whose commit outlives its caller's deadline is unavailable to
+// that caller, but its contract learns that the commit landed: the same
+// proof again is already answered, not accepted a second time over a
+// version the store already holds.
+func TestCommitAfterTheCallersDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		raw, cs := newContracts(t, n, 32<<10)
+		c := cs[0]
+		store.mu.Lock()
+		store.stall = make(chan struct{})
+		store.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); !errors.Is(err, sluice.ErrUnavailable) {
+			t.Fatalf("answer whose commit stalls past the deadline: got %v, want unavailable", err)
+		}
+		if took := time.Since(start); took < time.Second || took > time.Second+goneCheck {
+			t.Errorf("answer gave up after %s, want at its deadline (1s, within %s)", took, goneCheck)
+		}
+		close(store.stall)
+		synctest.Wait()
+		if got, _ := store.contract(c.ID()); !got.Answered || got.Proofs != 1 {
+			t.Fatalf("stored: answered %v proofs %d, want true 1 (the commit landed)", got.Answered, got.Proofs)
+		}
+		err := n.Answer(context.Background(), raw, c.FileHash, prove(t, c, c.Challenge))
+		if !errors.Is(err, sluice.ErrAlreadyAnswered) {
+			t.Fatalf("the same proof after the late commit: got %v, want %q", err, sluice.ErrAlreadyAnswered)
+		}
+	})
+}
+
 // TestRequestsAtTheDeadlineAreAnswered: requests that arrive at the very
 // instant a contract expires (queued behind its closing) are answered at
 // once, not left to time out.

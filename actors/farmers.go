@@ -306,27 +306,20 @@ func (e *Engine) AnswersReusable(ctx context.Context, raw sluice.RawToken, items
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	// One deadline for the batch, which also bounds the contracts'
-	// commits. It is not cancelled while a contract may still be
-	// committing: a commit given up half way leaves its outcome unknown.
-	commit, cancel := context.WithTimeout(context.Background(), timeout)
-	settled := false
-	defer func() {
-		if settled {
-			cancel()
-		} else {
-			time.AfterFunc(timeout, cancel)
-		}
-	}()
+	// One deadline for the batch, which also bounds the start of the
+	// contracts' commits. Neither it nor the caller leaving is waited on
+	// with a timer or ctx.Done (which would arm the caller's deadline
+	// timer, see http.Server.bounded): answers are thousands a second, and
+	// a wait looks at both at every shared tick instead.
+	by := time.Now().Add(timeout)
 	done := make(chan answerDone, len(items)+1)
 	batch := &answerBatch{Raw: raw, Items: make([]answerItem, len(items)), Done: done}
 	for i, it := range items {
-		batch.Items[i] = answerItem{Proof: it.Proof, Index: i, Done: done, Commit: commit,
+		batch.Items[i] = answerItem{Proof: it.Proof, Index: i, Done: done, By: by,
 			id: sluice.ContractID(farmer, it.Hash)}
 	}
 	token := tokenIdentity(farmer)
 	if !e.dir.Tell(token, batch) {
-		settled = true
 		return nil, true, sluice.ErrUnknownToken
 	}
 	w := &batchWait{e: e, ctx: ctx, batch: batch, done: done,
@@ -340,14 +333,18 @@ func (e *Engine) AnswersReusable(ctx context.Context, raw sluice.RawToken, items
 		select {
 		case d := <-done:
 			if err := w.take(d); err != nil {
-				settled = true // refused: no item was handed on
-				return nil, true, err
+				return nil, true, err // refused: no item was handed on
 			}
 		case <-e.gone.wait():
+			if ctx.Err() != nil || !time.Now().Before(by) {
+				// The deadline passed, or the caller left: what has
+				// arrived stands and the rest is unavailable.
+				errs, err := w.giveUp(timeout)
+				return errs, false, err
+			}
 			tokenGone := !w.authenticated && !e.dir.Alive(token)
 			gone := w.gone()
 			if err := w.drain(); err != nil {
-				settled = true
 				return nil, true, err
 			}
 			if tokenGone && !w.authenticated {
@@ -357,18 +354,8 @@ func (e *Engine) AnswersReusable(ctx context.Context, raw sluice.RawToken, items
 			for _, i := range gone {
 				w.archive(i)
 			}
-		case <-commit.Done():
-			errs, err := w.giveUp(timeout)
-			return errs, false, err
-		case <-ctx.Done():
-			// The caller left (or its deadline, usually the same as the
-			// commit deadline, passed): as at the deadline, what has
-			// arrived stands and the rest is unavailable.
-			errs, err := w.giveUp(timeout)
-			return errs, false, err
 		}
 	}
-	settled = true
 	// Every item was answered by its actor, or its actor is gone: none
 	// will read its proof again.
 	return w.errs, true, nil

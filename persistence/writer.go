@@ -51,11 +51,24 @@ type Writer struct {
 	flushers sync.WaitGroup
 }
 
-// commit is one Commit call waiting for its records to be written.
+// commit is one Commit or CommitBy call waiting for its records to be
+// written.
 type commit struct {
-	ctx  context.Context
+	ctx  context.Context // nil for CommitBy
+	by   time.Time       // CommitBy's deadline
 	recs []sluice.Record
 	done chan error // buffered: a flusher never blocks on a caller that left
+}
+
+// late returns why c must not start: its ctx ended, or its deadline passed.
+func (c *commit) late() error {
+	if c.ctx != nil {
+		return c.ctx.Err()
+	}
+	if !time.Now().Before(c.by) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // errClosed is returned by Commit once Close has been called.
@@ -101,19 +114,9 @@ func (w *Writer) Commit(ctx context.Context, recs ...sluice.Record) error {
 		return err
 	}
 	c := &commit{ctx: ctx, recs: recs, done: make(chan error, 1)}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return errClosed
+	if err := w.enqueue(c); err != nil || len(recs) == 0 {
+		return err
 	}
-	if len(recs) == 0 {
-		w.mu.Unlock()
-		return nil
-	}
-	w.queue = append(w.queue, c)
-	w.work.Signal()
-	w.mu.Unlock()
-
 	select {
 	case err := <-c.done:
 		return err
@@ -126,6 +129,39 @@ func (w *Writer) Commit(ctx context.Context, recs ...sluice.Record) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// CommitBy is Commit for a caller with a deadline and nothing else that
+// could make it give up: no timer is armed for it, where a context with a
+// deadline arms one (and answers commit thousands of times a second). The
+// records are dropped, with context.DeadlineExceeded, if their batch has
+// not started by then; once it has, CommitBy returns its outcome, however
+// long the write takes (WriterOptions.Timeout bounds it), so the caller
+// always learns whether its records were written.
+func (w *Writer) CommitBy(by time.Time, recs ...sluice.Record) error {
+	c := &commit{by: by, recs: recs, done: make(chan error, 1)}
+	if err := c.late(); err != nil {
+		return err
+	}
+	if err := w.enqueue(c); err != nil || len(recs) == 0 {
+		return err
+	}
+	return <-c.done
+}
+
+// enqueue queues c for a flusher; a commit of no records is not queued.
+func (w *Writer) enqueue(c *commit) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return errClosed
+	}
+	if len(c.recs) == 0 {
+		return nil
+	}
+	w.queue = append(w.queue, c)
+	w.work.Signal()
+	return nil
 }
 
 // Close stops accepting commits, writes everything already queued, waits
@@ -174,12 +210,13 @@ func (w *Writer) flush() {
 // take moves queued commits into batch, in arrival order, until the next
 // one would push the batch past MaxBatch. It always takes at least one
 // commit, however large, so a big caller is written alone rather than split.
-// Commits whose ctx already ended are answered and dropped. w.mu is held.
+// Commits whose ctx ended or deadline passed are answered and dropped.
+// w.mu is held.
 func (w *Writer) take(batch []*commit, recs []sluice.Record) ([]*commit, []sluice.Record) {
 	n := 0
 	for n < len(w.queue) {
 		c := w.queue[n]
-		if err := c.ctx.Err(); err != nil {
+		if err := c.late(); err != nil {
 			c.done <- err
 			n++
 			continue

@@ -295,6 +295,52 @@ func TestCommitCancelled(t *testing.T) {
 	})
 }
 
+// CommitBy drops records whose batch has not started by the deadline, and
+// once their batch has started returns its outcome, deadline or not.
+func TestCommitBy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &recordingStore{gate: make(chan struct{})}
+		w := NewWriter(store, WriterOptions{Flushers: 1})
+		defer w.Close()
+
+		if err := w.CommitBy(time.Now(), rec("never")); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("CommitBy at its deadline: got %v, want context.DeadlineExceeded", err)
+		}
+
+		by := time.Now().Add(time.Second)
+		commitBy := func(id string) <-chan error {
+			res := make(chan error, 1)
+			go func() { res <- w.CommitBy(by, rec(id)) }()
+			return res
+		}
+		inFlight := commitBy("a") // its batch starts at once and is held
+		synctest.Wait()
+		waiting := commitBy("b") // queued behind it
+		synctest.Wait()
+		time.Sleep(2 * time.Second) // both deadlines pass, "a" is still held
+		select {
+		case err := <-inFlight:
+			t.Fatalf("CommitBy returned %v while its write was still held", err)
+		case err := <-waiting:
+			t.Fatalf("queued CommitBy returned %v before any batch ended", err)
+		default:
+		}
+		close(store.gate)
+		if err := <-inFlight; err != nil {
+			t.Errorf("CommitBy whose batch started in time: got %v, want nil (written)", err)
+		}
+		if err := <-waiting; !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("CommitBy whose batch had not started by its deadline: got %v, want context.DeadlineExceeded", err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := store.written(); len(got) != 1 || len(got[0]) != 1 || got[0][0].ID != "a" {
+			t.Errorf("written: got %v, want one batch of %q", got, "a")
+		}
+	})
+}
+
 func TestBatchTimeoutAndObserve(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		type observed struct {
