@@ -349,8 +349,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 // answer. (An unsupported writer, a test recorder, has no connection to
 // bound.)
 func (s *Server) bounded(next http.Handler, rec *statusRecorder, r *http.Request, start time.Time) {
-	ctx, cancel := context.WithDeadline(r.Context(), start.Add(s.cfg.RequestTimeout))
-	defer cancel()
+	ctx := newRequestCtx(r.Context(), start.Add(s.cfg.RequestTimeout))
+	defer ctx.release()
 	if r.ContentLength != 0 && !s.readBounded(r) {
 		_ = http.NewResponseController(rec).SetReadDeadline(start.Add(s.cfg.RequestTimeout))
 	}

@@ -122,11 +122,18 @@ func (s *Server) uploaderRoutes(r chi.Router) {
 
 // cors lets browsers call the public API from other origins, preflight
 // included.
+var (
+	corsAnyOrigin = []string{"*"}
+	corsExposed   = []string{"Retry-After, Content-Length"}
+)
+
 func cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Expose-Headers", "Retry-After, Content-Length")
+		// Shared values, not Set's fresh slices: every response carries
+		// them, and nothing appends to or edits them.
+		h["Access-Control-Allow-Origin"] = corsAnyOrigin
+		h["Access-Control-Expose-Headers"] = corsExposed
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
 			if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
