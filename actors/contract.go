@@ -33,7 +33,8 @@ type answerItem struct {
 	Index int
 	Done  chan<- answerDone
 	By    time.Time
-	id    string // the contract's id
+	id    string     // the contract's id
+	token *actor.PID // the token's actor, which handed the item on
 }
 
 type answerDone struct {
@@ -117,7 +118,7 @@ func (a *contractActor) Receive(c actor.Context) {
 		}
 		c.Respond(&ChallengeReply{Challenge: a.c.Challenge, Due: a.c.Due, Answered: a.c.Answered})
 	case *answerItem:
-		msg.Done <- answerDone{Index: msg.Index, Err: a.answer(msg.By, c, msg.Proof)}
+		msg.Done <- answerDone{Index: msg.Index, Err: a.answer(msg, c)}
 	case *GetContract:
 		c.Respond(&ContractReply{Contract: a.c})
 	case *cancelContract:
@@ -234,14 +235,14 @@ func (a *contractActor) displaced(now time.Time) bool {
 }
 
 // answer checks a proof and commits the answered contract within ctx.
-func (a *contractActor) answer(by time.Time, c actor.Context, raw []byte) error {
+func (a *contractActor) answer(it *answerItem, c actor.Context) error {
 	a.advance(c)
 	if err := a.c.Err(); err != nil {
 		a.e.metrics.Proofs.WithLabelValues("expired").Inc()
 		return err
 	}
 	next := a.c
-	if err := next.Answer(raw, a.e.now(), a.e.cfg.Scheme, a.e.rng()); err != nil {
+	if err := next.Answer(it.Proof, a.e.now(), a.e.cfg.Scheme, a.e.rng()); err != nil {
 		a.e.metrics.Proofs.WithLabelValues(proofResult(err)).Inc()
 		return err
 	}
@@ -249,14 +250,16 @@ func (a *contractActor) answer(by time.Time, c actor.Context, raw []byte) error 
 	// The actor waits for the outcome even past the deadline: a proof
 	// committed after its caller gave up is still accepted, and the next
 	// change must build on it.
-	if err := a.e.writer.CommitBy(by, contractRecord(&next)); err != nil {
+	if err := a.e.writer.CommitBy(it.By, contractRecord(&next)); err != nil {
 		a.e.log.Warn(eventCommitFailed, zap.String("kind", "contract"), zap.Error(err))
 		return unavailable(err)
 	}
 	a.c = next
 	a.queued = false
 	a.e.metrics.Proofs.WithLabelValues("accepted").Inc()
-	a.e.dir.Tell(tokenIdentity(a.c.Farmer), &proofAccepted{Due: a.c.Due})
+	// Straight to the PID the token sent: it keeps the token's process,
+	// where the directory would look the actor up by name again.
+	c.Send(it.token, &proofAccepted{Due: a.c.Due})
 	if a.c.Quote != "" && a.c.Proofs == 1 {
 		// The farmer has shown it holds its piece of an upload.
 		a.e.pool.prove(a.c.Farmer, a.c.FileHash)

@@ -146,7 +146,7 @@ func (a *tokenActor) Receive(c actor.Context) {
 	case *Authenticate:
 		c.Respond(&AuthenticateReply{Address: a.t.Address, Err: a.request(msg.Raw)})
 	case *answerBatch:
-		a.forward(msg)
+		a.forward(c, msg)
 	case *ListContracts:
 		if err := a.request(msg.Raw); err != nil {
 			c.Respond(&ListContractsReply{Err: err})
@@ -274,13 +274,14 @@ type answerBatch struct {
 	Done  chan<- answerDone // room for every item and the outcome
 }
 
-func (a *tokenActor) forward(b *answerBatch) {
+func (a *tokenActor) forward(c actor.Context, b *answerBatch) {
 	if err := a.request(b.Raw); err != nil {
 		b.Done <- answerDone{Index: -1, Err: err}
 		return
 	}
 	for i := range b.Items {
 		it := &b.Items[i]
+		it.token = c.Self()
 		if !a.e.dir.Tell(contractIdentity(it.id), it) {
 			b.Done <- answerDone{Index: it.Index, Err: errNoActor}
 		}
