@@ -5,6 +5,7 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -302,13 +304,37 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 
 // routeOf is the matched route pattern: it never contains a token.
 func routeOf(r *http.Request) string {
-	if rc := chi.RouteContext(r.Context()); rc != nil {
-		if p := rc.RoutePattern(); p != "" {
-			return p
-		}
+	rc := chi.RouteContext(r.Context())
+	if rc == nil || len(rc.RoutePatterns) == 0 {
+		return "unmatched"
 	}
-	return "unmatched"
+	if len(rc.RoutePatterns) > len(routeKey{}) {
+		return cmp.Or(rc.RoutePattern(), "unmatched")
+	}
+	var k routeKey
+	copy(k[:], rc.RoutePatterns)
+	routes.mu.RLock()
+	p, ok := routes.names[k]
+	routes.mu.RUnlock()
+	if !ok {
+		p = cmp.Or(rc.RoutePattern(), "unmatched")
+		routes.mu.Lock()
+		routes.names[k] = p
+		routes.mu.Unlock()
+	}
+	return p
 }
+
+// routes remembers the pattern chi builds from a route's parts (a join and
+// a replace, two allocations, on every request otherwise). The parts are
+// registered patterns, so it holds one entry per route.
+var routes = struct {
+	mu    sync.RWMutex
+	names map[routeKey]string
+}{names: map[routeKey]string{}}
+
+// routeKey is a route's parts, as chi.Context.RoutePatterns holds them.
+type routeKey [4]string
 
 // observe counts, times and logs every request by route pattern (never by
 // path: paths carry farmers' tokens), and bounds it: RequestTimeout for
