@@ -41,14 +41,16 @@ type answerResult struct {
 	ProofBodyBytes int    `json:"proof_body_bytes"`
 
 	// (1) single-proof /answer, closed loop, against the trivial handler.
-	SingleAnswers     int     `json:"single_answers"`
-	SinglePerSec      float64 `json:"single_per_s"`
-	SingleBasePerSec  float64 `json:"single_baseline_per_s"`
-	SingleRatio       float64 `json:"single_ratio"`
-	SingleCPUus       float64 `json:"single_node_cpu_us"`
-	SingleBaseCPUus   float64 `json:"single_baseline_cpu_us"`
-	SingleRefused     int64   `json:"single_not_accepted"`
-	SingleBaseRefused int64   `json:"single_baseline_failed"`
+	SingleAnswers    int     `json:"single_answers"`
+	SinglePerSec     float64 `json:"single_per_s"`
+	SingleBasePerSec float64 `json:"single_baseline_per_s"`
+	SingleRatio      float64 `json:"single_ratio"`
+	SingleCPUus      float64 `json:"single_node_cpu_us"`
+	SingleBaseCPUus  float64 `json:"single_baseline_cpu_us"`
+	// Group commit in (1): records per store transaction, on average.
+	SingleRowsPerCommit float64 `json:"single_rows_per_commit"`
+	SingleRefused       int64   `json:"single_not_accepted"`
+	SingleBaseRefused   int64   `json:"single_baseline_failed"`
 
 	// (2) batches of BatchSize proofs per request, against a raw write of
 	// as many rows (pgx CopyFrom or one bbolt transaction).
@@ -187,6 +189,7 @@ func answerBench(args []string) error {
 	res.SingleAnswers = len(singleReqs)
 	var nodeTook, baseTook time.Duration
 	var nodeCPU, baseCPU int64
+	var rowsIn, commits float64
 	for r := range *rounds {
 		part := singleReqs[r*len(singleReqs) / *rounds : (r+1)*len(singleReqs) / *rounds]
 		phase(fmt.Sprintf("phase 1, round %d: baseline", r+1))
@@ -197,8 +200,17 @@ func answerBench(args []string) error {
 		res.SingleBaseRefused += failed
 		phase(fmt.Sprintf("phase 1, round %d: node", r+1))
 		t0 = cpuTicksOr0(node.pid())
+		r0, c0, err := batchRows(node.url())
+		if err != nil {
+			return err
+		}
 		took, refused := closedLoop(hc, node.url(), part, *workers, acked, nodeCodes)
 		nodeCPU += cpuTicksOr0(node.pid()) - t0
+		r1, c1, err := batchRows(node.url())
+		if err != nil {
+			return err
+		}
+		rowsIn, commits = rowsIn+r1-r0, commits+c1-c0
 		nodeTook += took
 		res.SingleRefused += refused
 	}
@@ -207,6 +219,9 @@ func answerBench(args []string) error {
 	res.SingleRatio = res.SinglePerSec / res.SingleBasePerSec
 	res.SingleCPUus = float64(nodeCPU) * 1e4 / float64(len(singleReqs))
 	res.SingleBaseCPUus = float64(baseCPU) * 1e4 / float64(len(singleReqs))
+	if commits > 0 {
+		res.SingleRowsPerCommit = rowsIn / commits
+	}
 
 	// (2) Batches of batchSize proofs, then the raw write of as many rows.
 	res.BatchProofs = *batchProofs

@@ -309,6 +309,24 @@ func commitBuckets(base string) (map[string]float64, error) {
 	return histogram(text, "sluice_snapshot_commit_seconds"), nil
 }
 
+// batchRows reads the node's histogram of records per committed batch:
+// its sum and its count.
+func batchRows(base string) (rows, commits float64, err error) {
+	text, err := scrapeMetrics(base)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, "sluice_snapshot_batch_rows_sum "); ok {
+			rows, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+		if v, ok := strings.CutPrefix(line, "sluice_snapshot_batch_rows_count "); ok {
+			commits, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return rows, commits, nil
+}
+
 // histogram reads the buckets of one unlabelled Prometheus histogram from
 // the text format: cumulative counts by their "le" bound.
 func histogram(text, name string) map[string]float64 {
