@@ -63,12 +63,10 @@ var deadlineFired = &deadlinePassed{}
 type contractActor struct {
 	e *Engine
 	c sluice.Contract
-	// timer is the deadline timer, made at the first arm and reset at
-	// every later one: a live contract keeps one timer and its function
-	// for life, where a timer, two closures and a message each time
-	// (scheduler.SendOnce) were garbage for the collector to mark.
-	timer *time.Timer
-	armed time.Time // when the timer fires; zero while disarmed
+	// deadline is the contract's place in the engine's deadlines, which
+	// tell it when armed has come (see deadlines for why not a timer).
+	deadline deadlineEntry
+	armed    time.Time // when the deadline fires; zero while disarmed
 	// queued is set while the current state was handed to the writer
 	// without waiting (a newly issued challenge): it is committed before
 	// the challenge is shown to a farmer.
@@ -101,7 +99,7 @@ func (a *contractActor) Receive(c actor.Context) {
 			// Fired for an earlier time before a re-arm (the timer runs
 			// again at the new one), or the wall clock went back since
 			// the timer was set: wait on.
-			a.timer.Reset(a.armed.Sub(now))
+			a.e.deadlines.set(&a.deadline, c.Self(), a.armed)
 			return
 		}
 		a.armed = time.Time{}
@@ -169,22 +167,14 @@ func (a *contractActor) arm(c actor.Context) {
 	a.setTimer(c, a.c.Due)
 }
 
-// setTimer arms the timer for at, replacing any earlier time.
+// setTimer arms the deadline for at, replacing any earlier time.
 func (a *contractActor) setTimer(c actor.Context, at time.Time) {
 	a.armed = at
-	d := at.Sub(a.e.now())
-	if a.timer == nil {
-		root, self := a.e.sys.Root, c.Self()
-		a.timer = time.AfterFunc(d, func() { root.Send(self, deadlineFired) })
-		return
-	}
-	a.timer.Reset(d)
+	a.e.deadlines.set(&a.deadline, c.Self(), at)
 }
 
 func (a *contractActor) disarm() {
-	if a.timer != nil {
-		a.timer.Stop()
-	}
+	a.e.deadlines.remove(&a.deadline)
 	a.armed = time.Time{}
 }
 

@@ -150,6 +150,8 @@ type Engine struct {
 	// gone ticks while an answer waits on actors, to look whether they
 	// are gone (shared with the directory's Ask).
 	gone *sharedTicks
+	// deadlines holds every live contract's deadline under one timer.
+	deadlines *deadlines
 	// boot holds each entity's first state from its spawn until its actor
 	// starts and takes it (Identity → *sluice.Token or *sluice.Contract).
 	boot sync.Map
@@ -196,6 +198,7 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 		managers: map[sluice.RecordKind][]*actor.PID{},
 		dispatch: newReusingDispatcher(dispatchThroughput, dispatchIdle, dispatchMaxIdle),
 	}
+	e.deadlines = newDeadlines(func(pid *actor.PID) { sys.Root.Send(pid, deadlineFired) })
 	e.props = map[sluice.RecordKind]*actor.Props{
 		sluice.KindToken:    newTokenProps(e),
 		sluice.KindContract: newContractProps(e),
@@ -269,6 +272,7 @@ func (e *Engine) Stop() {
 	}
 	e.sys.Shutdown()
 	e.dispatch.stop()
+	e.deadlines.stop()
 }
 
 // Params are the public parameters of the proof scheme, sent as /new's
