@@ -74,6 +74,17 @@ func TestHandler(t *testing.T) {
 			code:   http.StatusPartialContent, body: data[995:],
 		},
 		{
+			name: "range past the end", method: "GET", path: "/ipfs/" + c.String(),
+			header: map[string]string{"Range": "bytes=5000-6000"},
+			code:   http.StatusRequestedRangeNotSatisfiable, jsonErr: true,
+			headers: map[string]string{"Content-Range": "bytes */1000"},
+		},
+		{
+			name: "if-match another CID", method: "GET", path: "/ipfs/" + c.String(),
+			header: map[string]string{"If-Match": `"` + missing.String() + `"`},
+			code:   http.StatusPreconditionFailed, jsonErr: true,
+		},
+		{
 			name: "HEAD", method: "HEAD", path: "/ipfs/" + c.String(),
 			code: http.StatusOK, emptyOut: true,
 			headers: map[string]string{
