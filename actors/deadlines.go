@@ -107,22 +107,39 @@ func (q *deadlines) arm() {
 	q.timer.Reset(wait)
 }
 
-// run is the timer's function: it takes every deadline that has come off
-// the heap, arms the timer for the next, and tells their contracts.
+// deadlineBurst is how many due deadlines run takes off the heap at a
+// time: a million contracts can fall due at one instant (after a restart
+// their due times all move to start-up plus one interval), and contracts
+// setting their next deadline should not wait for all of them.
+const deadlineBurst = 4096
+
+// run is the timer's function: it takes the deadlines that have come off
+// the heap, a burst at a time, tells their contracts, and arms the timer
+// for the next.
 func (q *deadlines) run() {
 	q.mu.Lock()
 	q.timerAt = 0
-	now := time.Now().UnixNano()
-	var due []*actor.PID
-	for len(q.heap) > 0 && q.heap[0].at <= now {
-		d := heap.Pop(&q.heap).(*deadlineEntry)
-		due = append(due, d.pid)
-		d.pid = nil
-	}
-	q.arm()
 	q.mu.Unlock()
-	for _, pid := range due {
-		q.fire(pid)
+	for {
+		q.mu.Lock()
+		now := time.Now().UnixNano()
+		due := make([]*actor.PID, 0, min(len(q.heap), deadlineBurst))
+		for len(q.heap) > 0 && q.heap[0].at <= now && len(due) < deadlineBurst {
+			d := heap.Pop(&q.heap).(*deadlineEntry)
+			due = append(due, d.pid)
+			d.pid = nil
+		}
+		more := len(q.heap) > 0 && q.heap[0].at <= now
+		if !more {
+			q.arm()
+		}
+		q.mu.Unlock()
+		for _, pid := range due {
+			q.fire(pid)
+		}
+		if !more {
+			return
+		}
 	}
 }
 

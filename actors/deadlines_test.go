@@ -106,3 +106,38 @@ func TestDeadlinesSameInstantPastAndStop(t *testing.T) {
 		}
 	})
 }
+
+// More deadlines than a burst at one instant all fire, each once.
+func TestDeadlinesBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		fired := map[string]int{}
+		q := newDeadlines(func(pid *actor.PID) {
+			mu.Lock()
+			fired[pid.Id]++
+			mu.Unlock()
+		})
+		defer q.stop()
+		n := 3*deadlineBurst + 7
+		es := make([]deadlineEntry, n)
+		at := time.Now().Add(time.Second)
+		for i := range es {
+			q.set(&es[i], actor.NewPID("test", fmt.Sprint(i)), at)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(fired) != n {
+			t.Fatalf("%d deadlines fired, want %d", len(fired), n)
+		}
+		for id, k := range fired {
+			if k != 1 {
+				t.Fatalf("deadline %s fired %d times, want 1", id, k)
+			}
+		}
+		if q.len() != 0 {
+			t.Fatalf("queued after the burst: %d, want 0", q.len())
+		}
+	})
+}
