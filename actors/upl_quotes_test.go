@@ -17,8 +17,12 @@ import (
 	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"go.uber.org/zap"
+
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/microservice"
+	"github.com/sluicehq/sluice/persistence"
 )
 
 // TestStartUploadSpendsTheNonceWithTheFiles: an upload's nonce is spent in
@@ -82,6 +86,64 @@ func TestStartUploadSpendsTheNonceWithTheFiles(t *testing.T) {
 		}
 		if err := n.StartUpload(ctx, id, up); !errors.Is(err, sluice.ErrNonceReused) {
 			t.Fatalf("StartUpload again: got %v, want %v", err, sluice.ErrNonceReused)
+		}
+	})
+}
+
+// TestNonceRecordAfterAGivenUpCommit: an upload whose commit outlives its
+// caller's deadline may still land after the owner's next signed request
+// was acknowledged; that request's nonce stays spent (the records never
+// share a version, so the store cannot ignore the acknowledged one).
+func TestNonceRecordAfterAGivenUpCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := newMemStore()
+		// One flusher: the upload's commit lands first, then the next.
+		w := persistence.NewWriter(store, persistence.WriterOptions{Flushers: 1})
+		e, err := Start(ctx, Config{Terms: sluice.Terms{Interval: time.Minute}, ChunkSizes: []int64{32 << 10}},
+			store, w, metrics.New(), zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &node{Engine: e, writer: w}
+		defer n.stop()
+		key, _ := crypto.GenerateKey()
+		owner := crypto.PubkeyToAddress(key.PublicKey).Hex()
+		res, err := n.NewQuote(ctx, QuoteRequest{Type: "sluice", Lengths: []int64{5}, Duration: 60, HasDuration: true,
+			ChainID: json.RawMessage("1"), Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := res.QuoteID
+		sign := func(nonce string) string {
+			sig, _ := crypto.Sign(accounts.TextHash([]byte(sluice.SignedMessage(id, nonce))), key)
+			sig[64] += 27
+			return "0x" + hex.EncodeToString(sig)
+		}
+		first := strconv.FormatInt(time.Now().Unix(), 10)
+		up := StartUpload{Files: []sluice.StoredFile{{Name: "a.txt", Pending: "0123456789abcdef0123456789abcdef", Length: 5}},
+			Nonce: first, Signature: sign(first)}
+
+		store.mu.Lock()
+		store.stall = make(chan struct{})
+		store.mu.Unlock()
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := n.StartUpload(short, id, up); !errors.Is(err, sluice.ErrUnavailable) {
+			t.Fatalf("StartUpload whose commit stalls: got %v, want unavailable", err)
+		}
+		// The upload's commit is still being written; the next signed
+		// request queues behind it and is acknowledged once it lands.
+		second := strconv.FormatInt(time.Now().Unix()+1, 10)
+		done := make(chan error, 1)
+		go func() { done <- n.CheckSigned(ctx, owner, id, second, sign(second)) }()
+		synctest.Wait()
+		close(store.stall)
+		if err := <-done; err != nil {
+			t.Fatalf("signed request after the given-up upload: %v", err)
+		}
+		if err := n.CheckSigned(ctx, owner, id, second, sign(second)); !errors.Is(err, sluice.ErrNonceReused) {
+			t.Fatalf("the acknowledged signed request again: got %v, want %v", err, sluice.ErrNonceReused)
 		}
 	})
 }

@@ -673,20 +673,31 @@ func (x *quoteIndex) of(owner string) []string {
 // a lock per user serialises one user's signed requests.
 type nonceBook struct {
 	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	users map[string]*nonceUser
 }
 
-func newNonceBook() *nonceBook { return &nonceBook{locks: map[string]*sync.Mutex{}} }
+// nonceUser is one user's lock, and the highest version of the user's
+// nonce record handed to a commit. A commit given up on (its caller's
+// deadline passed) may still land after the lock is released; the next
+// record is numbered past it, so that a late write can never make the
+// store ignore an acknowledged one of the same version (the store keeps
+// the highest version, and ignores a version it already holds).
+type nonceUser struct {
+	sync.Mutex
+	handed uint64
+}
 
-func (b *nonceBook) lock(user string) *sync.Mutex {
+func newNonceBook() *nonceBook { return &nonceBook{users: map[string]*nonceUser{}} }
+
+func (b *nonceBook) lock(user string) *nonceUser {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	l, ok := b.locks[user]
+	u, ok := b.users[user]
 	if !ok {
-		l = &sync.Mutex{}
-		b.locks[user] = l
+		u = &nonceUser{}
+		b.users[user] = u
 	}
-	return l
+	return u
 }
 
 // accept applies the rule to owner's nonce and the signed message and
@@ -697,9 +708,9 @@ func (b *nonceBook) lock(user string) *sync.Mutex {
 // checked against a record about to change.
 func (b *nonceBook) accept(ctx context.Context, e *Engine, owner, nonce, message string, commit func(sluice.Record) error) error {
 	user := strings.ToLower(owner)
-	l := b.lock(user)
-	l.Lock()
-	defer l.Unlock()
+	u := b.lock(user)
+	u.Lock()
+	defer u.Unlock()
 	n, version, err := b.load(ctx, e, user)
 	if err != nil {
 		return err
@@ -708,7 +719,8 @@ func (b *nonceBook) accept(ctx context.Context, e *Engine, owner, nonce, message
 		return err
 	}
 	state, _ := json.Marshal(n)
-	rec := sluice.Record{Kind: sluice.KindNonce, ID: user, Version: version + 1, Live: true, State: state}
+	u.handed = max(u.handed, version) + 1
+	rec := sluice.Record{Kind: sluice.KindNonce, ID: user, Version: u.handed, Live: true, State: state}
 	if commit != nil {
 		return commit(rec)
 	}
@@ -721,9 +733,9 @@ func (b *nonceBook) accept(ctx context.Context, e *Engine, owner, nonce, message
 // check tells whether accept would take the nonce now, recording nothing.
 func (b *nonceBook) check(ctx context.Context, e *Engine, owner, nonce, message string) error {
 	user := strings.ToLower(owner)
-	l := b.lock(user)
-	l.Lock()
-	defer l.Unlock()
+	u := b.lock(user)
+	u.Lock()
+	defer u.Unlock()
 	n, _, err := b.load(ctx, e, user)
 	if err != nil {
 		return err
