@@ -266,9 +266,7 @@ func (a *contractActor) settle() error {
 	if !a.queued {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
-	defer cancel()
-	if err := a.e.writer.Commit(ctx, contractRecord(&a.c)); err != nil {
+	if err := a.e.writer.CommitBy(a.e.commitBy(), contractRecord(&a.c)); err != nil {
 		a.e.log.Warn(eventCommitFailed, zap.String("kind", "contract"), zap.Error(err))
 		return unavailable(err)
 	}
@@ -302,7 +300,7 @@ func (a *contractActor) close(c actor.Context, next sluice.Contract) {
 	res, err := a.e.dir.Ask(ctx, tokenIdentity(next.Farmer), &contractClosing{Contract: next})
 	if err == errNoActor {
 		// The token is gone (deleted); archive the contract on its own.
-		err = a.e.writer.Commit(ctx, contractRecord(&next))
+		err = a.e.writer.CommitBy(a.e.commitBy(), contractRecord(&next))
 	} else if err == nil {
 		err = res.(*contractClosingReply).Err
 	}

@@ -281,6 +281,14 @@ func (e *Engine) Params() proof.Params { return e.cfg.Scheme.Params() }
 
 func (e *Engine) now() time.Time { return time.Now() }
 
+// commitBy is the deadline of an actor's own commit (Writer.CommitBy): a
+// commit not started within the ask timeout is dropped, one that started
+// is waited for, so the actor keeps the state the store holds. (With a
+// context's timeout, a commit that outlived it could land while the actor
+// kept its old state, and the actor's next change, of the same version,
+// would then be ignored by the store.)
+func (e *Engine) commitBy() time.Time { return time.Now().Add(e.cfg.AskTimeout) }
+
 // read fills b from the engine's randomness.
 func (e *Engine) read(b []byte) error {
 	e.randMu.Lock()

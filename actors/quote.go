@@ -225,9 +225,7 @@ func (a *quoteActor) set(c actor.Context, change func(*quoteState), with ...slui
 	next := a.q
 	change(&next)
 	next.Version++
-	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
-	defer cancel()
-	if err := a.e.writer.Commit(ctx, append([]sluice.Record{quoteRecord(&next)}, with...)...); err != nil {
+	if err := a.e.writer.CommitBy(a.e.commitBy(), append([]sluice.Record{quoteRecord(&next)}, with...)...); err != nil {
 		a.e.log.Warn(eventCommitFailed, zap.String("kind", "quote"), zap.Error(err))
 		a.e.sched.SendOnce(time.Second, c.Self(), &quoteProgress{})
 		return false

@@ -314,9 +314,7 @@ func (a *tokenActor) moveTo(ip string) error {
 	next.Location = a.e.locate(ip)
 	next.LastDue = a.lastDue
 	next.Version++
-	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
-	defer cancel()
-	if err := a.e.writer.Commit(ctx, tokenRecord(&next)); err != nil {
+	if err := a.e.writer.CommitBy(a.e.commitBy(), tokenRecord(&next)); err != nil {
 		a.e.ips.move(ip, a.t.IP, 0) // undo
 		return unavailable(err)
 	}
@@ -390,9 +388,7 @@ func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 		next.Version++
 		recs = append(recs, tokenRecord(&next))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
-	defer cancel()
-	if err := a.e.writer.Commit(ctx, recs...); err != nil {
+	if err := a.e.writer.CommitBy(a.e.commitBy(), recs...); err != nil {
 		a.e.log.Warn(eventCommitFailed, zap.String("kind", "contract"), zap.Error(err))
 		for _, ct := range made {
 			unused += ct.Size
@@ -430,9 +426,7 @@ func (a *tokenActor) closing(ct sluice.Contract) error {
 		next.Uptime.Fall(ct.Closed)
 	}
 	next.Version++
-	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
-	defer cancel()
-	if err := a.e.writer.Commit(ctx, tokenRecord(&next), contractRecord(&ct)); err != nil {
+	if err := a.e.writer.CommitBy(a.e.commitBy(), tokenRecord(&next), contractRecord(&ct)); err != nil {
 		return err
 	}
 	a.t = next
@@ -453,9 +447,7 @@ func (a *tokenActor) delete(c actor.Context, raw sluice.RawToken) error {
 	next.LastDue = a.lastDue
 	next.Uptime.Fall(a.e.now())
 	next.Version++
-	ctx, cancel := context.WithTimeout(context.Background(), a.e.cfg.AskTimeout)
-	defer cancel()
-	if err := a.e.writer.Commit(ctx, tokenRecord(&next)); err != nil {
+	if err := a.e.writer.CommitBy(a.e.commitBy(), tokenRecord(&next)); err != nil {
 		return unavailable(err)
 	}
 	a.t = next
