@@ -122,7 +122,7 @@ func (s *Server) newToken(w http.ResponseWriter, r *http.Request) {
 // be a POST whose JSON body holds a message and the address owner's
 // signature of it; otherwise the body is ignored.
 func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request) (actors.TokenRequest, error) {
-	param := chi.URLParam(r, "address")
+	param := param(r, "address")
 	req := actors.TokenRequest{IP: s.clientIP(r)}
 	if !s.cfg.RequireSignature {
 		address, _, err := sluice.ParseAddress(param)
@@ -161,7 +161,7 @@ func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request) (actors.To
 
 // token parses the token in the path; a malformed one is an unknown one.
 func token(r *http.Request) (sluice.RawToken, error) {
-	return sluice.ParseToken(chi.URLParam(r, "token"))
+	return sluice.ParseToken(param(r, "token"))
 }
 
 // tokenRoute starts a handler of a token's route: the engine and the
@@ -200,7 +200,7 @@ func (s *Server) contractRoute(w http.ResponseWriter, r *http.Request) (Farmers,
 // then the file ("Invalid file hash"). A well-formed hash needs no extra
 // look-up here: the contract call authenticates the token itself.
 func fileHash(r *http.Request, e Farmers, raw sluice.RawToken) (sluice.FileHash, error) {
-	h, err := sluice.ParseFileHash(chi.URLParam(r, "file_hash"))
+	h, err := sluice.ParseFileHash(param(r, "file_hash"))
 	if err != nil {
 		if _, authErr := e.Authenticate(r.Context(), raw); authErr != nil {
 			return h, authErr
@@ -298,7 +298,7 @@ func (s *Server) chunks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	want := s.cfg.DefaultChunkSize
-	if p := chi.URLParam(r, "size"); p != "" {
+	if p := param(r, "size"); p != "" {
 		n, ok := decimal(p)
 		if !ok || n <= 0 || n > s.cfg.MaxChunkRequest {
 			s.writeError(w, r, sluice.Errorf(sluice.ErrInvalid,

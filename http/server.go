@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,6 +226,27 @@ const farmerPrefix = "/api/downstream"
 // isFarmerPath tells whether path belongs to the farmer API.
 func isFarmerPath(path string) bool {
 	return path == farmerPrefix || strings.HasPrefix(path, farmerPrefix+"/")
+}
+
+// param is the route parameter name, percent-decoded as the original
+// servers (Flask, Express) decode theirs. chi matches a request whose path is
+// escaped more than it must be (/status/show/%61bc) against the raw path,
+// and hands back the raw segment. A segment that does not decode is
+// returned as it is, and fails its own validation.
+func param(r *http.Request, name string) string {
+	return unescapeSegment(chi.URLParam(r, name))
+}
+
+// unescapeSegment percent-decodes one path segment, or returns it as it is
+// when it does not decode.
+func unescapeSegment(v string) string {
+	if !strings.Contains(v, "%") {
+		return v
+	}
+	if d, err := url.PathUnescape(v); err == nil {
+		return d
+	}
+	return v
 }
 
 // writeRouteError answers an unknown route or a wrong method in the format

@@ -46,6 +46,9 @@ const maxStatusLimit = 10000
 // StatusQuery's Limit 0 means all rows, so no query is made).
 func parseStatusPath(rest string) (q actors.StatusQuery, none bool, err error) {
 	segs := strings.FieldsFunc(rest, func(r rune) bool { return r == '/' })
+	for i := range segs {
+		segs[i] = unescapeSegment(segs[i])
+	}
 	next := func() string {
 		if len(segs) == 0 {
 			return ""
@@ -128,7 +131,7 @@ func (s *Server) statusShow(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		return
 	}
-	f, err := e.Stats(r.Context(), chi.URLParam(r, "id"))
+	f, err := e.Stats(r.Context(), param(r, "id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

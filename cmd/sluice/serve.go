@@ -369,10 +369,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		ln.Close()
 		return fmt.Errorf("listen on %s (private): %w", c.privateListen, err)
 	}
-	phs := &http.Server{Handler: srv.Private(registry), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	phs := &http.Server{Handler: srv.Private(registry), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: sluicehttp.MaxHeaderBytes}
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- hs.Serve(ln) }()
-	go func() { serveErr <- phs.Serve(pln) }()
+	// The wrapped listeners answer net/http's own errors (oversized headers,
+	// unparsable requests) in each API's JSON error format.
+	go func() { serveErr <- hs.Serve(sluicehttp.Listener(ln)) }()
+	go func() { serveErr <- phs.Serve(sluicehttp.PrivateListener(pln)) }()
 	log.Info(eventListening, zap.String("addr", ln.Addr().String()), zap.String("private_addr", pln.Addr().String()))
 
 	engine, err := actors.Start(ctx, actors.Config{
@@ -449,7 +452,7 @@ func publicServer(h http.Handler, requestTimeout time.Duration) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    sluicehttp.MaxHeaderBytes,
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
@@ -127,5 +128,33 @@ func TestServeSlowUpload(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 405 || string(raw) != `{"error":"Method not allowed on this route."}`+"\n" {
 		t.Fatalf("GET /register on the private listener: got %d %s, want 405 {\"error\": ...}", res.StatusCode, raw)
+	}
+
+	// net/http's own replies, made before any handler runs, come in each
+	// API's JSON format through the listeners the command wraps.
+	huge := "X-Big: " + strings.Repeat("a", 80<<10) + "\r\n"
+	for _, tc := range []struct{ addr, req, want string }{
+		{strings.TrimPrefix(base, "http://"), "GET /api/downstream/v1/status/list/1 HTTP/1.1\r\nHost: x\r\n" + huge + "\r\n",
+			`{"status":"error","message":"Request Header Fields Too Large"}`},
+		{strings.TrimPrefix(base, "http://"), "POST /getQuote HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
+			`{"error":"Bad Request"}`},
+		{private, "POST /register HTTP/1.1\r\nHost: x\r\n" + huge + "\r\n",
+			`{"error":"Request Header Fields Too Large"}`},
+	} {
+		c, err := net.DialTimeout("tcp", tc.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, tc.req)
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%.40q: %v", tc.req, err)
+		}
+		raw, _ = io.ReadAll(res.Body)
+		c.Close()
+		if res.Header.Get("Content-Type") != "application/json" || string(raw) != tc.want {
+			t.Fatalf("%.40q: got %d %s %s, want %s", tc.req, res.StatusCode, res.Header.Get("Content-Type"), raw, tc.want)
+		}
 	}
 }

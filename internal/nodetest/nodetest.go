@@ -131,6 +131,7 @@ func Start(t *testing.T, store actors.Store, opt Options) *Node {
 	srv.SetFarmers(e)
 	hs := httptest.NewUnstartedServer(srv)
 	hs.Config.ReadTimeout, hs.Config.WriteTimeout = opt.ServerTimeout, opt.ServerTimeout
+	hs.Config.MaxHeaderBytes = sluicehttp.MaxHeaderBytes
 	if opt.Listen != "" {
 		ln, err := net.Listen("tcp", opt.Listen)
 		if err != nil {
@@ -139,8 +140,11 @@ func Start(t *testing.T, store actors.Store, opt Options) *Node {
 		hs.Listener.Close()
 		hs.Listener = ln
 	}
+	hs.Listener = sluicehttp.Listener(hs.Listener)
 	hs.Start()
-	private := httptest.NewServer(srv.Private(reg))
+	private := httptest.NewUnstartedServer(srv.Private(reg))
+	private.Listener = sluicehttp.PrivateListener(private.Listener)
+	private.Start()
 	t.Cleanup(private.Close)
 	t.Cleanup(func() {
 		hs.Close()

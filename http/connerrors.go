@@ -1,0 +1,227 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+)
+
+// net/http answers a few requests itself, before any handler runs, and it
+// answers them in plain text: 431 for headers over MaxHeaderBytes, 400 for
+// a request it cannot parse (a malformed Content-Length or Host header, a
+// bad request line), 501 for a transfer coding it does not know, 505 for
+// an HTTP version it does not speak, and 417 with no body for an Expect
+// header other than 100-continue. Clients of both APIs parse every error
+// body as JSON, so the listeners below rewrite those replies, on their way
+// out, into the error format of the API the request's path belongs to.
+//
+// A reply is recognised by its exact form: net/http writes these replies
+// straight to the connection in one Write, as
+//
+//	"HTTP/1.1 " + status + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + text
+//
+// with no Date header. Every reply that goes through a handler carries a
+// Date header and lists its headers sorted (Connection before
+// Content-Type), so no handler's reply can take that form. The 417 is
+// written through the response machinery: it is recognised as exactly
+// what net/http writes (Connection, Date, a zero Content-Length and
+// nothing else); the node's handlers never answer 417.
+
+// plainErrorHeaders is what net/http writes between the status line and the
+// text of the replies it makes itself (net/http/server.go, conn.serve).
+const plainErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+
+// expectationFailed is the start of net/http's reply to an Expect header it
+// does not support; a Date header and "Content-Length: 0" follow, and
+// nothing else.
+const expectationFailed = "HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\nDate: "
+
+// MaxHeaderBytes is the most request headers the public listener reads
+// (http.Server.MaxHeaderBytes); more is a 431.
+const MaxHeaderBytes = 64 << 10
+
+// requestHead is how much of the start of each request a connection keeps
+// to find its path: enough for the request line of every route.
+const requestHead = 512
+
+// Listener wraps the public listener: net/http's own error replies come in
+// the farmer API's format under its prefix and in the uploader API's
+// elsewhere, with the CORS header every public reply carries.
+func Listener(ln net.Listener) net.Listener {
+	return &errorListener{Listener: ln, public: true}
+}
+
+// PrivateListener wraps the private listener: net/http's own error replies
+// come as {"error": ...}, the format of everything the private API answers.
+func PrivateListener(ln net.Listener) net.Listener {
+	return &errorListener{Listener: ln}
+}
+
+type errorListener struct {
+	net.Listener
+	public bool
+}
+
+func (l *errorListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &errorConn{Conn: c, public: l.public}, nil
+}
+
+// errorConn keeps the first bytes read since its last reply (the start of
+// the request being read) and rewrites net/http's plain-text replies.
+// net/http reads a connection from a background goroutine while a handler
+// writes to it, hence the lock.
+type errorConn struct {
+	net.Conn
+	public bool
+
+	mu   sync.Mutex
+	head [requestHead]byte
+	n    int
+}
+
+func (c *errorConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		if c.n < len(c.head) {
+			c.n += copy(c.head[c.n:], p[:n])
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+func (c *errorConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	path, known := requestPath(c.head[:c.n])
+	c.n = 0 // the next bytes read start the next request
+	c.mu.Unlock()
+	reply, ok := rewritePlainError(p, path, known, c.public)
+	if !ok {
+		return c.Conn.Write(p)
+	}
+	if _, err := c.Conn.Write(reply); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// ReadFrom keeps the connection's own (sendfile for files under /ipfs/):
+// net/http uses it for bodies only, never for its own replies.
+func (c *errorConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// CloseWrite lets net/http half-close the connection after a 431, as it
+// does on a plain TCP connection, so the client reads the reply.
+func (c *errorConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// requestPath is the path of the request line at the start of head, and
+// whether there was one.
+func requestPath(head []byte) (string, bool) {
+	line, _, _ := bytes.Cut(head, []byte("\n"))
+	fields := bytes.Fields(line)
+	if len(fields) < 2 {
+		return "", false
+	}
+	target := fields[1]
+	if i := bytes.IndexAny(target, "?#"); i >= 0 {
+		target = target[:i]
+	}
+	// An absolute-form target (http://host/path) keeps only its path.
+	if i := bytes.Index(target, []byte("://")); i >= 0 {
+		rest := target[i+3:]
+		j := bytes.IndexByte(rest, '/')
+		if j < 0 {
+			return "/", true
+		}
+		target = rest[j:]
+	}
+	return string(target), true
+}
+
+// rewritePlainError returns the JSON form of p when p is one of net/http's
+// own error replies, and false otherwise. path is the request's path when
+// known; the public listener answers in the format of its API.
+func rewritePlainError(p []byte, path string, known, public bool) ([]byte, bool) {
+	var status, text string
+	switch {
+	case isExpectationFailed(p):
+		status, text = "417 Expectation Failed", "Expectation Failed: only Expect: 100-continue is supported"
+	case bytes.HasPrefix(p, []byte("HTTP/1.1 ")):
+		rest := p[len("HTTP/1.1 "):]
+		i := bytes.Index(rest, []byte(plainErrorHeaders))
+		if i < 0 || bytes.ContainsAny(rest[:i], "\r\n") {
+			return nil, false
+		}
+		status = string(rest[:i])
+		text = string(rest[i+len(plainErrorHeaders):])
+		if len(status) < 4 || status[3] != ' ' || bytes.ContainsAny([]byte(text), "\r\n") {
+			return nil, false
+		}
+		if _, err := strconv.Atoi(status[:3]); err != nil {
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	msg := plainErrorMessage(status, text)
+	var body []byte
+	switch {
+	case public && known && isFarmerPath(path):
+		body, _ = json.Marshal(errorBody{Status: "error", Message: msg})
+	default:
+		body, _ = json.Marshal(uploaderErrorBody{Error: msg})
+	}
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 ")
+	b.WriteString(status)
+	b.WriteString("\r\n")
+	if public {
+		b.WriteString("Access-Control-Allow-Origin: *\r\n")
+	}
+	b.WriteString("Connection: close\r\nContent-Length: ")
+	b.WriteString(strconv.Itoa(len(body)))
+	b.WriteString("\r\nContent-Type: application/json\r\n\r\n")
+	b.Write(body)
+	return b.Bytes(), true
+}
+
+// isExpectationFailed tells whether p is net/http's whole 417 reply: its
+// status line, Connection, Date and a zero Content-Length, and no body.
+func isExpectationFailed(p []byte) bool {
+	rest, ok := bytes.CutPrefix(p, []byte(expectationFailed))
+	if !ok {
+		return false
+	}
+	date, ok := bytes.CutSuffix(rest, []byte("\r\nContent-Length: 0\r\n\r\n"))
+	return ok && !bytes.ContainsAny(date, "\r\n")
+}
+
+// plainErrorMessage is the message of net/http's reply: its text without
+// the repeated status code ("400 Bad Request: missing required Host
+// header" becomes "Bad Request: missing required Host header").
+func plainErrorMessage(status, text string) string {
+	if len(text) > 4 && text[:4] == status[:4] {
+		return text[4:]
+	}
+	if text == "" {
+		return status[4:]
+	}
+	return text
+}

@@ -1,0 +1,146 @@
+package http_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/nodetest"
+)
+
+// rawExchange sends req as it is on a new connection to addr (host:port)
+// and reads one reply.
+func rawExchange(t *testing.T, addr, req string) (*http.Response, []byte) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reply to %.60q: %v", req, err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, body
+}
+
+// TestNetHTTPErrorsInTheAPIsFormat: the replies net/http makes before any
+// handler runs (oversized headers, unparsable requests, unknown transfer
+// codings and versions, unsupported expectations) come as JSON in the
+// format of the API the path belongs to, not as net/http's plain text.
+func TestNetHTTPErrorsInTheAPIsFormat(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Stores(t)[0].Open(t), nodetest.Options{})
+	public := strings.TrimPrefix(n.URL, "http://")
+	private := strings.TrimPrefix(n.Private, "http://")
+	huge := "X-Big: " + strings.Repeat("a", 80<<10) + "\r\n"
+
+	cases := []struct {
+		name, addr, req string
+		code            int
+		farmer          bool   // the farmer API's {"status", "message"}
+		message         string // part of the message
+	}{
+		{"headers too large, farmer path", public,
+			"GET /api/downstream/v1/challenge/abc HTTP/1.1\r\nHost: x\r\n" + huge + "\r\n", 431, true, "Too Large"},
+		{"headers too large, uploader path", public,
+			"POST /getQuote HTTP/1.1\r\nHost: x\r\n" + huge + "\r\n", 431, false, "Too Large"},
+		{"malformed Content-Length", public,
+			"POST /api/downstream/v1/answer/abc HTTP/1.1\r\nHost: x\r\nContent-Length: 12x\r\n\r\n", 400, true, "Bad Request"},
+		{"two different Content-Lengths", public,
+			"POST /upload?quoteId=q HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400, false, "Bad Request"},
+		{"no Host header", public,
+			"GET /api/downstream HTTP/1.1\r\n\r\n", 400, true, "Host"},
+		{"unknown transfer coding", public,
+			"POST /getQuote HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: zip\r\n\r\n", 501, false, "transfer encoding"},
+		{"unknown HTTP version", public,
+			"GET /api/downstream/v1/status/list/1 HTTP/9.9\r\nHost: x\r\n\r\n", 505, true, "version"},
+		{"unsupported Expect", public,
+			"POST /getQuote HTTP/1.1\r\nHost: x\r\nExpect: tea\r\nContent-Length: 2\r\n\r\n{}", 417, false, "Expect"},
+		{"garbage request line", public,
+			"\x00\x01\x02\r\n\r\n", 400, false, "Bad Request"},
+		{"private listener", private,
+			"POST /api/downstream/register HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, false, "Bad Request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, body := rawExchange(t, tc.addr, tc.req)
+			if res.StatusCode != tc.code {
+				t.Fatalf("got %d %s, want %d", res.StatusCode, body, tc.code)
+			}
+			if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("Content-Type %q, want application/json; body %s", ct, body)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("body %q is not JSON: %v", body, err)
+			}
+			var msg string
+			if tc.farmer {
+				if got["status"] != "error" || len(got) != 2 {
+					t.Fatalf("body %s, want the farmer API's {\"status\": \"error\", \"message\"}", body)
+				}
+				msg, _ = got["message"].(string)
+			} else {
+				if len(got) != 1 {
+					t.Fatalf("body %s, want the uploader API's {\"error\"}", body)
+				}
+				msg, _ = got["error"].(string)
+			}
+			if !strings.Contains(msg, tc.message) {
+				t.Fatalf("message %q, want one containing %q", msg, tc.message)
+			}
+			if tc.addr == public && res.Header.Get("Access-Control-Allow-Origin") != "*" {
+				t.Fatalf("no CORS header on a public error: browsers could not read it")
+			}
+		})
+	}
+}
+
+// TestWrappedConnectionsStillServe: a kept-alive connection through the
+// wrapped listener answers several requests, and a handler's own error
+// reply stays as the handler wrote it.
+func TestWrappedConnectionsStillServe(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Stores(t)[0].Open(t), nodetest.Options{})
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(n.URL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i, want := range []int{200, 404, 200} {
+		path := "/healthz"
+		if want == 404 {
+			path = "/api/downstream/v1/nowhere"
+		}
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want || res.Header.Get("Date") == "" {
+			t.Fatalf("request %d: got %d %s (Date %q), want %d from the handler", i, res.StatusCode, body, res.Header.Get("Date"), want)
+		}
+		if want == 404 && !strings.Contains(string(body), `"status":"error"`) {
+			t.Fatalf("404 body %s, want the farmer API's format", body)
+		}
+	}
+}
