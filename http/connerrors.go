@@ -99,15 +99,19 @@ func (c *errorConn) Read(p []byte) (int, error) {
 }
 
 func (c *errorConn) Write(p []byte) (int, error) {
+	status, text, plain := parsePlainError(p)
 	c.mu.Lock()
-	path, known := requestPath(c.head[:c.n])
+	var path string
+	var known bool
+	if plain {
+		path, known = requestPath(c.head[:c.n])
+	}
 	c.n = 0 // the next bytes read start the next request
 	c.mu.Unlock()
-	reply, ok := rewritePlainError(p, path, known, c.public)
-	if !ok {
+	if !plain {
 		return c.Conn.Write(p)
 	}
-	if _, err := c.Conn.Write(reply); err != nil {
+	if _, err := c.Conn.Write(jsonError(status, text, path, known, c.public)); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -135,11 +139,11 @@ func (c *errorConn) CloseWrite() error {
 // whether there was one.
 func requestPath(head []byte) (string, bool) {
 	line, _, _ := bytes.Cut(head, []byte("\n"))
-	fields := bytes.Fields(line)
-	if len(fields) < 2 {
+	_, target, ok := bytes.Cut(bytes.TrimLeft(line, " "), []byte(" "))
+	if !ok {
 		return "", false
 	}
-	target := fields[1]
+	target, _, _ = bytes.Cut(bytes.TrimLeft(target, " "), []byte(" "))
 	if i := bytes.IndexAny(target, "?#"); i >= 0 {
 		target = target[:i]
 	}
@@ -152,40 +156,46 @@ func requestPath(head []byte) (string, bool) {
 		}
 		target = rest[j:]
 	}
+	if len(target) == 0 {
+		return "", false
+	}
 	return string(target), true
 }
 
-// rewritePlainError returns the JSON form of p when p is one of net/http's
-// own error replies, and false otherwise. path is the request's path when
-// known; the public listener answers in the format of its API.
-func rewritePlainError(p []byte, path string, known, public bool) ([]byte, bool) {
-	var status, text string
-	switch {
-	case isExpectationFailed(p):
-		status, text = "417 Expectation Failed", "Expectation Failed: only Expect: 100-continue is supported"
-	case bytes.HasPrefix(p, []byte("HTTP/1.1 ")):
-		rest := p[len("HTTP/1.1 "):]
-		i := bytes.Index(rest, []byte(plainErrorHeaders))
-		if i < 0 || bytes.ContainsAny(rest[:i], "\r\n") {
-			return nil, false
-		}
-		status = string(rest[:i])
-		text = string(rest[i+len(plainErrorHeaders):])
-		if len(status) < 4 || status[3] != ' ' || bytes.ContainsAny([]byte(text), "\r\n") {
-			return nil, false
-		}
-		if _, err := strconv.Atoi(status[:3]); err != nil {
-			return nil, false
-		}
-	default:
-		return nil, false
+// parsePlainError tells whether p is one of net/http's own error replies,
+// and returns its status ("431 Request Header Fields Too Large") and text.
+// It looks no further than p's status line for any other reply.
+func parsePlainError(p []byte) (status, text string, ok bool) {
+	if isExpectationFailed(p) {
+		return "417 Expectation Failed", "Expectation Failed: only Expect: 100-continue is supported", true
 	}
+	rest, ok := bytes.CutPrefix(p, []byte("HTTP/1.1 "))
+	if !ok {
+		return "", "", false
+	}
+	i := bytes.IndexByte(rest, '\r')
+	if i < 4 || rest[3] != ' ' || !bytes.HasPrefix(rest[i:], []byte(plainErrorHeaders)) {
+		return "", "", false
+	}
+	if _, err := strconv.Atoi(string(rest[:3])); err != nil {
+		return "", "", false
+	}
+	body := rest[i+len(plainErrorHeaders):]
+	if bytes.ContainsAny(rest[:i], "\n") || bytes.ContainsAny(body, "\r\n") {
+		return "", "", false
+	}
+	return string(rest[:i]), string(body), true
+}
+
+// jsonError is the JSON reply for net/http's reply of status and text to a
+// request for path (when known): the farmer API's format under its prefix
+// on the public listener, the uploader API's everywhere else.
+func jsonError(status, text, path string, known, public bool) []byte {
 	msg := plainErrorMessage(status, text)
 	var body []byte
-	switch {
-	case public && known && isFarmerPath(path):
+	if public && known && isFarmerPath(path) {
 		body, _ = json.Marshal(errorBody{Status: "error", Message: msg})
-	default:
+	} else {
 		body, _ = json.Marshal(uploaderErrorBody{Error: msg})
 	}
 	var b bytes.Buffer
@@ -199,7 +209,7 @@ func rewritePlainError(p []byte, path string, known, public bool) ([]byte, bool)
 	b.WriteString(strconv.Itoa(len(body)))
 	b.WriteString("\r\nContent-Type: application/json\r\n\r\n")
 	b.Write(body)
-	return b.Bytes(), true
+	return b.Bytes()
 }
 
 // isExpectationFailed tells whether p is net/http's whole 417 reply: its

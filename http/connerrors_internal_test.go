@@ -19,17 +19,35 @@ func TestRewriteOnlyNetHTTPsOwnReplies(t *testing.T) {
 		"HTTP/1.1 431 x" + plainErrorHeaders + "two\r\nlines",
 		"HTTP/1.1 43 x" + plainErrorHeaders + "43 x",
 	} {
-		if got, ok := rewritePlainError([]byte(p), "/", true, true); ok {
-			t.Errorf("%q rewritten to %q", p, got)
+		if status, text, ok := parsePlainError([]byte(p)); ok {
+			t.Errorf("%q taken for net/http's %q %q", p, status, text)
 		}
 	}
-	got, ok := rewritePlainError([]byte("HTTP/1.1 400 Bad Request: missing required Host header"+plainErrorHeaders+"400 Bad Request: missing required Host header"),
-		"/api/downstream/v1/new/x", true, true)
+	status, text, ok := parsePlainError([]byte("HTTP/1.1 400 Bad Request: missing required Host header" + plainErrorHeaders + "400 Bad Request: missing required Host header"))
+	path, known := requestPath([]byte("GET  /api/downstream/v1/new/x?a=b HTTP/1.1\r\nHost: x\r\n"))
+	got := jsonError(status, text, path, known, true)
 	want := "HTTP/1.1 400 Bad Request: missing required Host header\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n" +
 		"Content-Length: 72\r\nContent-Type: application/json\r\n\r\n" +
 		`{"status":"error","message":"Bad Request: missing required Host header"}`
 	if !ok || string(got) != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestRequestPath(t *testing.T) {
+	for head, want := range map[string]string{
+		"GET /a/b HTTP/1.1\r\n":                           "/a/b",
+		"POST /getQuote?x=1 HTTP/1.1\r\nHost: x":          "/getQuote",
+		"GET http://h:1/api/downstream/v1/x HTTP/1.1\r\n": "/api/downstream/v1/x",
+		"GET http://h HTTP/1.1\r\n":                       "/",
+		"GET /api/downstream/v1/status/list/1":            "/api/downstream/v1/status/list/1", // cut short
+		"GARBAGE\r\n":                                     "",
+		"":                                                "",
+	} {
+		got, known := requestPath([]byte(head))
+		if got != want || known != (want != "") {
+			t.Errorf("requestPath(%q) = %q, %v; want %q", head, got, known, want)
+		}
 	}
 }
 
