@@ -199,24 +199,6 @@ func state(r *sluice.Record) []byte {
 	return r.State
 }
 
-// upsert writes rows with one statement, which is its own transaction.
-func (s *Store) upsert(ctx context.Context, rows []*sluice.Record) error {
-	var (
-		kinds    = make([]int16, len(rows))
-		ids      = make([]string, len(rows))
-		owners   = make([]string, len(rows))
-		versions = make([]int64, len(rows))
-		lives    = make([]bool, len(rows))
-		states   = make([][]byte, len(rows))
-	)
-	for i, r := range rows {
-		kinds[i], ids[i], owners[i] = int16(r.Kind), r.ID, r.Owner
-		versions[i], lives[i], states[i] = int64(r.Version), r.Live, state(r)
-	}
-	_, err := s.pool.Exec(ctx, upsertUnnest, kinds, ids, owners, versions, lives, states)
-	return err
-}
-
 // copyMerge COPYs rows into the session's staging table and merges them
 // into snapshots, in one transaction.
 func (s *Store) copyMerge(ctx context.Context, rows []*sluice.Record) error {

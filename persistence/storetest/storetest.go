@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice"
@@ -42,6 +44,8 @@ func Run(t *testing.T, newLocation func(t *testing.T) (open func() Store)) {
 		{"AtomicBatch/big", batchOf(bigBatch, testAtomicBatch)},
 		{"DuplicateInBatch/small", batchOf(3, testDuplicateInBatch)},
 		{"DuplicateInBatch/big", batchOf(bigBatch, testDuplicateInBatch)},
+		{"OddValues/small", batchOf(4, testOddValues)},
+		{"OddValues/big", batchOf(bigBatch, testOddValues)},
 		{"LiveOnlyLiveOfKind", testLiveOnlyLiveOfKind},
 		{"Archive", testArchive},
 		{"Revive", testRevive},
@@ -237,6 +241,40 @@ func testDuplicateInBatch(t *testing.T, open func() Store, n int) {
 	wantGet(t, s, contract("dup", "f", 7, false, "seven"))
 	if _, ok := live(t, s, sluice.KindContract)["dup"]; ok {
 		t.Errorf("Live: got archived record %q, want it absent", "dup")
+	}
+}
+
+// testOddValues writes values at the edges of what each column holds,
+// through the small- or big-batch path, and reads them back unchanged.
+func testOddValues(t *testing.T, open func() Store, n int) {
+	s := openStore(t, open)
+	every := make([]byte, 256*3)
+	for i := range every {
+		every[i] = byte(i)
+	}
+	odd := []sluice.Record{
+		contract("ünïcødé-日本-🙂", "owner-ñ-€", 1, true, string(every)), // every byte value in the state
+		{Kind: sluice.KindContract, ID: "nil-state", Owner: "", Version: math.MaxInt64, Live: false},
+		token("t-quote\"'\\,{}", 2, true, "{\"json\": [1, 2]}"),
+		{Kind: sluice.RecordKind(math.MaxUint8), ID: "x", Version: 3, Live: true, State: bytes.Repeat([]byte{0}, 70_000)},
+	}
+	batch := append([]sluice.Record(nil), odd...)
+	for i := len(batch); i < n; i++ {
+		batch = append(batch, contract(fmt.Sprintf("pad-%d", i), "f", uint64(i), i%2 == 0, strings.Repeat("s", i%97)))
+	}
+	write(t, s, batch...)
+	odd[1].State = []byte{} // a nil state reads back empty
+	for _, r := range odd {
+		wantGet(t, s, r)
+	}
+	for _, r := range batch[len(odd):] {
+		if r.Live {
+			wantGet(t, s, r)
+			break
+		}
+	}
+	if _, ok := live(t, s, sluice.KindContract)["nil-state"]; ok {
+		t.Errorf("Live: got the archived record %q", "nil-state")
 	}
 }
 
