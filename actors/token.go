@@ -1,8 +1,11 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -23,7 +26,8 @@ type AuthenticateReply struct {
 	Err     error
 }
 
-// ListContracts asks for the file hashes of the token's live contracts.
+// ListContracts asks for the file hashes of the token's live contracts,
+// in byte order.
 type ListContracts struct {
 	Raw sluice.RawToken
 }
@@ -152,10 +156,10 @@ func (a *tokenActor) Receive(c actor.Context) {
 			c.Respond(&ListContractsReply{Err: err})
 			return
 		}
-		hashes := make([]sluice.FileHash, 0, len(a.live))
-		for h := range a.live {
-			hashes = append(hashes, h)
-		}
+		// By file hash: the same order on every call, whatever the map's.
+		hashes := slices.SortedFunc(maps.Keys(a.live), func(x, y sluice.FileHash) int {
+			return bytes.Compare(x[:], y[:])
+		})
 		c.Respond(&ListContractsReply{Hashes: hashes})
 	case *ChunkRoom:
 		err := a.request(msg.Raw)

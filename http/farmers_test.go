@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -381,4 +382,38 @@ func httpGet(url string) (*http.Response, error) {
 		res.Body.Close()
 	}
 	return res, err
+}
+
+// TestChallengesListInFileHashOrder: GET /challenge/{token} lists the
+// live contracts in file hash order, the same on every call.
+func TestChallengesListInFileHashOrder(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Stores(t)[0].Open(t), nodetest.Options{})
+	f := newFarmer(t, n)
+	for held := 0; held < 12; {
+		got := f.chunks(32768)
+		if len(got) == 0 {
+			t.Fatal("no more chunks")
+		}
+		held += len(got)
+	}
+	var first []string
+	for call := 0; call < 3; call++ {
+		r := do(t, "GET", f.api+"/challenge/"+f.token, nil)
+		items, _ := r.body["challenges"].([]any)
+		if r.code != 200 || len(items) < 12 {
+			t.Fatalf("all challenges: %d %s", r.code, r.raw)
+		}
+		var hashes []string
+		for _, it := range items {
+			hashes = append(hashes, it.(map[string]any)["file_hash"].(string))
+		}
+		if !slices.IsSorted(hashes) {
+			t.Fatalf("call %d: file hashes not in order: %v", call, hashes)
+		}
+		if first == nil {
+			first = hashes
+		} else if !slices.Equal(first, hashes) {
+			t.Fatalf("call %d listed %v, the first %v", call, hashes, first)
+		}
+	}
 }
