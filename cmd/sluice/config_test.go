@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"io"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +54,47 @@ func TestParseBytes(t *testing.T) {
 	for _, bad := range []string{"", "-1", "1.5MiB", "lots", "99999999999TiB"} {
 		if _, err := parseBytes(bad); err == nil {
 			t.Fatalf("parseBytes(%q) accepted", bad)
+		}
+	}
+}
+
+// TestREADMEDocumentsEveryServeFlag: every flag of `sluice serve` has its
+// row in the README's table for it, with its variable, and the table names
+// no flag that serve does not have.
+func TestREADMEDocumentsEveryServeFlag(t *testing.T) {
+	var usage bytes.Buffer
+	parseServe([]string{"-h"}, &usage)
+	flags := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(usage.String(), -1) {
+		flags[m[1]] = true
+	}
+	if len(flags) < 20 {
+		t.Fatalf("read %d flags from the usage text:\n%s", len(flags), usage.String())
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "\n### `sluice serve`\n")
+	if !ok {
+		t.Fatal("README: no section \"### `sluice serve`\"")
+	}
+	table, _, _ = strings.Cut(table, "\n#")
+	rows := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `--([a-z0-9-]+)` \\| `(SLUICE_[A-Z0-9_]+)` \\|").FindAllStringSubmatch(table, -1) {
+		rows[m[1]] = true
+		if want := "SLUICE_" + strings.ToUpper(strings.ReplaceAll(m[1], "-", "_")); m[2] != want {
+			t.Errorf("README: --%s is documented with %s, want %s", m[1], m[2], want)
+		}
+	}
+	for f := range flags {
+		if !rows[f] {
+			t.Errorf("README: no row for --%s in the serve table", f)
+		}
+	}
+	for f := range rows {
+		if !flags[f] {
+			t.Errorf("README documents --%s, which serve does not have", f)
 		}
 	}
 }

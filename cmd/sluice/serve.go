@@ -66,6 +66,7 @@ type serveConfig struct {
 	shutdownTimeout  time.Duration
 	requestTimeout   time.Duration
 	uploadIdle       time.Duration
+	downloadIdle     time.Duration
 	maxTokensPerIP   int
 	trustedProxies   []netip.Prefix
 	tokenRate        float64
@@ -111,6 +112,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
 	reqTimeout := fs.Duration("request-timeout", 30*time.Second, "longest a request may take, reading its body included (uploads: counted from their last byte)")
 	uploadIdle := fs.Duration("upload-idle-timeout", 30*time.Second, "longest an upload's body may send nothing before it is cut (408); uploads have no overall limit")
+	downloadIdle := fs.Duration("download-idle-timeout", 30*time.Second, "longest a client downloading a file under /ipfs/ may take no bytes before the connection is cut; downloads have no overall limit")
 	perIP := fs.Int("max-tokens-per-ip", 5, "most live tokens per client address, IPv6 counted per /64 (0: no limit)")
 	proxies := fs.String("trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed")
 	rate := fs.String("token-rate", "20", "API requests per second allowed to each token, on average (0: no limit)")
@@ -143,6 +145,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 		requireSignature: *reqSig, interval: *interval, challenges: *challenges, chunkSizes: *sizes,
 		chunksPerRequest: *perReq, maxPerAddress: *perAddr, defaultChunk: *defChunk, maxBody: *maxBody,
 		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown, requestTimeout: *reqTimeout, uploadIdle: *uploadIdle,
+		downloadIdle:   *downloadIdle,
 		maxTokensPerIP: *perIP, tokenBurst: *burst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl, geoipDB: *geoipDB,
 		privateListen: *private, uploadDir: *uploadDir, quoteTTL: *quoteTTL, storageTTL: *storageTTL,
 		builtinType: *builtin, redundancy: *redundancy, uploadChunk: *uploadChunk, retention: *retention,
@@ -230,6 +233,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.uploadIdle < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--upload-idle-timeout %s: want at least 100ms", c.uploadIdle))
+	}
+	if c.downloadIdle < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--download-idle-timeout %s: want at least 100ms", c.downloadIdle))
 	}
 	if c.maxTokensPerIP < 0 {
 		errs = append(errs, errors.New("--max-tokens-per-ip: want 0 or more"))
@@ -350,14 +356,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	// Listen first, so health checks answer while the engine recovers.
 	srv := sluicehttp.New(sluicehttp.Config{
-		RequireSignature:  c.requireSignature,
-		DefaultChunkSize:  c.defaultChunk,
-		MaxBody:           c.maxBody,
-		RequestTimeout:    c.requestTimeout,
-		UploadIdleTimeout: c.uploadIdle,
-		TrustedProxies:    c.trustedProxies,
-		Blobs:             blobAdapter,
-		BlobHandler:       blobs.Handler("/ipfs/"),
+		RequireSignature:    c.requireSignature,
+		DefaultChunkSize:    c.defaultChunk,
+		MaxBody:             c.maxBody,
+		RequestTimeout:      c.requestTimeout,
+		UploadIdleTimeout:   c.uploadIdle,
+		DownloadIdleTimeout: c.downloadIdle,
+		TrustedProxies:      c.trustedProxies,
+		Blobs:               blobAdapter,
+		BlobHandler:         blobs.Handler("/ipfs/"),
 	}, m, log)
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
@@ -443,7 +450,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 // request.) ReadHeaderTimeout bounds the headers. WriteTimeout bounds every reply but two kinds, which lift it
 // for themselves: uploads (a few bytes, written once the body is in) and
 // files served under /ipfs/, whose write deadline moves forward with each
-// write instead (the handler's DownloadIdleTimeout, 30 s), so that a large
+// write instead (--download-idle-timeout, 30 s by default), so that a large
 // file to a slow client is not cut while its bytes keep going.
 func publicServer(h http.Handler, requestTimeout time.Duration) *http.Server {
 	return &http.Server{

@@ -38,8 +38,15 @@ func TestServeTimeoutFlags(t *testing.T) {
 	if c.requestTimeout != 5*time.Second || c.uploadIdle != 7*time.Second {
 		t.Fatalf("got %s and %s, want the variable's 5s and the flag's 7s", c.requestTimeout, c.uploadIdle)
 	}
-	_, err = parseServe([]string{"--request-timeout", "1ms", "--upload-idle-timeout", "0s"}, io.Discard)
-	for _, want := range []string{"--request-timeout", "--upload-idle-timeout"} {
+	if c.downloadIdle != 30*time.Second {
+		t.Fatalf("download idle timeout: got %s, want the default 30s", c.downloadIdle)
+	}
+	t.Setenv("SLUICE_DOWNLOAD_IDLE_TIMEOUT", "8s")
+	if c, err = parseServe(nil, io.Discard); err != nil || c.downloadIdle != 8*time.Second {
+		t.Fatalf("download idle timeout: got %s, %v, want the variable's 8s", c.downloadIdle, err)
+	}
+	_, err = parseServe([]string{"--request-timeout", "1ms", "--upload-idle-timeout", "0s", "--download-idle-timeout", "5ms"}, io.Discard)
+	for _, want := range []string{"--request-timeout", "--upload-idle-timeout", "--download-idle-timeout"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("got error %v, want one naming %s", err, want)
 		}
