@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -252,8 +253,15 @@ func (a *contractActor) answer(it *answerItem, c actor.Context) error {
 	c.Send(it.token, &proofAccepted{Due: a.c.Due})
 	if a.c.Quote != "" && a.c.Proofs == 1 {
 		// The farmer has shown it holds its piece of an upload.
-		a.e.pool.prove(a.c.Farmer, a.c.FileHash)
-		a.e.dir.Tell(quoteIdentity(a.c.Quote), &chunksHeld{})
+		// Every quote with these bytes may now be held, not only the
+		// one the piece was cut from.
+		quotes := a.e.pool.prove(a.c.Farmer, a.c.FileHash)
+		if !slices.Contains(quotes, a.c.Quote) {
+			quotes = append(quotes, a.c.Quote)
+		}
+		for _, q := range quotes {
+			a.e.dir.Tell(quoteIdentity(q), &chunksHeld{})
+		}
 	}
 	return nil
 }

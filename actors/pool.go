@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -35,7 +36,11 @@ type uploadPool struct {
 }
 
 type poolChunk struct {
-	ch      sluice.Chunk
+	ch sluice.Chunk
+	// quotes are the quotes whose files hold these bytes: pieces with the
+	// same bytes are one chunk (a farmer can hold a file hash only once),
+	// and each quote is told when it is held.
+	quotes  []string
 	holders map[string]bool   // farmers with a live contract on it
 	proven  map[string]bool   // of those, farmers with an accepted proof
 	claims  map[string]*claim // farmers making room for it
@@ -121,13 +126,24 @@ func (p *uploadPool) add(quote string, chunks []sluice.Chunk) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, ch := range chunks {
-		if _, ok := p.chunks[ch.FileHash]; !ok {
-			c := &poolChunk{ch: ch, holders: map[string]bool{}, proven: map[string]bool{},
+		c, ok := p.chunks[ch.FileHash]
+		if !ok {
+			c = &poolChunk{ch: ch, holders: map[string]bool{}, proven: map[string]bool{},
 				claims: map[string]*claim{}, unfit: map[string]time.Time{}, failed: map[string]bool{}, listed: true}
 			p.chunks[ch.FileHash] = c
 			p.open = append(p.open, c)
+		} else if laterEnd(ch.End, c.ch.End) {
+			// The same bytes wanted for longer: contracts made from now
+			// on last until the later end.
+			c.ch.End = ch.End
 		}
-		p.byQuote[quote] = append(p.byQuote[quote], ch.FileHash)
+		// A quote is listed on a chunk exactly when the chunk is listed
+		// for the quote (a re-add after a restart, or the same bytes twice
+		// in one upload, changes neither).
+		if !slices.Contains(c.quotes, quote) {
+			c.quotes = append(c.quotes, quote)
+			p.byQuote[quote] = append(p.byQuote[quote], ch.FileHash)
+		}
 	}
 }
 
@@ -181,13 +197,23 @@ func (p *uploadPool) lost(farmer string, h sluice.FileHash, expired bool) {
 	}
 }
 
-// prove records farmer's first accepted proof on a chunk.
-func (p *uploadPool) prove(farmer string, h sluice.FileHash) {
+// laterEnd tells whether storage period end a outlasts b (a zero end is
+// no end).
+func laterEnd(a, b time.Time) bool {
+	return !b.IsZero() && (a.IsZero() || a.After(b))
+}
+
+// prove records farmer's first accepted proof on a chunk, and returns the
+// quotes whose files hold its bytes: each may now be held.
+func (p *uploadPool) prove(farmer string, h sluice.FileHash) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c, ok := p.chunks[h]; ok {
-		c.proven[farmer] = true
+	c, ok := p.chunks[h]
+	if !ok {
+		return nil
 	}
+	c.proven[farmer] = true
+	return slices.Clone(c.quotes)
 }
 
 // held reports whether every chunk of a quote has Want proven holders.

@@ -169,3 +169,35 @@ func TestPoolFailedFarmer(t *testing.T) {
 		t.Fatal("the piece was not offered to another farmer")
 	}
 }
+
+// Two quotes whose files have the same bytes share one chunk: proving it
+// names both, both are held once it has its holders, and contracts made
+// after the longer-lived quote joined last until its end.
+func TestPoolSharedBytesHoldEveryQuote(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newUploadPool(1, time.Minute)
+	a, b := poolChunkOf(1, 1024), poolChunkOf(1, 1024)
+	a.Quote, a.End = "qa", t0.Add(time.Hour)
+	b.Quote, b.End = "qb", t0.Add(48*time.Hour)
+	p.add("qa", []sluice.Chunk{a})
+	p.add("qb", []sluice.Chunk{b})
+	p.add("qb", []sluice.Chunk{b}) // re-added after a restart: no change
+
+	got := p.take("f1", 1<<20, 0)
+	if len(got) != 1 || !got[0].End.Equal(b.End) {
+		t.Fatalf("take: %+v, want the one shared chunk, lasting until the later end %s", got, b.End)
+	}
+	if p.held("qa") || p.held("qb") {
+		t.Fatal("held before any proof")
+	}
+	quotes := p.prove("f1", a.FileHash)
+	if len(quotes) != 2 || quotes[0] != "qa" || quotes[1] != "qb" {
+		t.Fatalf("prove named %v, want [qa qb]", quotes)
+	}
+	if !p.held("qa") || !p.held("qb") {
+		t.Fatal("a proven shared chunk must hold both quotes")
+	}
+	if n := len(p.byQuote["qb"]); n != 1 {
+		t.Fatalf("qb lists %d chunks, want 1", n)
+	}
+}

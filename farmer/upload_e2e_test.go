@@ -71,6 +71,26 @@ func TestUploadStoredOnFarmers(t *testing.T) {
 	}
 }
 
+// TestSameBytesUploadedTwice: two users upload the same file before any
+// farmer has its pieces. The pieces are shared, and both quotes reach 400
+// once farmers prove them (the second used to stay at 300 for good: only
+// the quote a piece was cut from was told it was held).
+func TestSameBytesUploadedTwice(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Stores(t)[0].Open(t), nodetest.Options{Engine: actors.Config{
+		Terms:   sluice.Terms{Interval: time.Second, Challenges: 256},
+		Uploads: actors.UploadConfig{Redundancy: 2, ChunkSize: 64 << 10},
+	}})
+	file := make([]byte, 100<<10+9) // two chunks
+	rand.Read(file)
+	u1, u2 := newUser(t), newUser(t)
+	q1 := uploadFile(t, n, u1, file)
+	q2 := uploadFile(t, n, u2, file)
+	runFarmers(t, n, 2, 512<<10)
+	waitStored(t, n, q1)
+	waitStored(t, n, q2)
+	checkServedBack(t, n, u2, q2, file)
+}
+
 // TestUploadDisplacesPrototypes uploads to farmers already full of
 // prototype contracts that would last 256 intervals: the node ends some of
 // them early (answered, not lost) so that the pieces find room, and the
