@@ -24,7 +24,7 @@ func (s *Store) Handler(prefix string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+			writeError(w, http.StatusMethodNotAllowed, "Method not allowed on this route.") // as every route answers
 			return
 		}
 		name, ok := strings.CutPrefix(r.URL.Path, prefix)

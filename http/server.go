@@ -149,7 +149,9 @@ func New(cfg Config, m *metrics.Set, log *zap.Logger) *Server {
 	r.Head("/healthz", healthz)
 	r.Get("/readyz", readyz)
 	r.Head("/readyz", readyz)
-	r.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	metricsHandler := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+	r.Get("/metrics", metricsHandler.ServeHTTP)
+	r.Head("/metrics", metricsHandler.ServeHTTP)
 	for _, prefix := range []string{"/api/downstream", "/api/downstream/v1"} {
 		r.Route(prefix, s.farmerRoutes)
 	}

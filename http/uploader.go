@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/go-chi/chi/v5"
@@ -225,6 +226,11 @@ func invalid(format string, args ...any) error {
 
 // parseQuote validates a getQuote body; every problem has its own message.
 func parseQuote(raw []byte) (actors.QuoteRequest, error) {
+	// The body is stored and echoed (getQuote's reply, getHistory) and
+	// forwarded to microservices: it must be valid UTF-8 to be JSON.
+	if !utf8.Valid(raw) {
+		return actors.QuoteRequest{}, invalid("the body is not valid UTF-8.")
+	}
 	var b quoteBody
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.UseNumber()
@@ -250,7 +256,7 @@ func parseQuote(raw []byte) (actors.QuoteRequest, error) {
 		return req, invalid("userAddress is not an Ethereum address (0x and 40 hex digits).")
 	case b.Payment == nil || len(b.Payment.ChainID) == 0 || string(b.Payment.ChainID) == "null":
 		return req, invalid("payment.chainId is missing.")
-	case !validChainID(b.Payment.ChainID):
+	case !validChainIDOf(b.Payment.ChainID):
 		return req, invalid("payment.chainId must be a string or a whole number.")
 	}
 	req.Type, req.Owner, req.ChainID, req.Token = *b.Type, b.UserAddress, b.Payment.ChainID, b.Payment.TokenAddress
@@ -289,38 +295,57 @@ func isAddress(s string) bool {
 	return len(s) == 2+2*common.AddressLength && strings.HasPrefix(s, "0x") && common.IsHexAddress(s)
 }
 
-// validChainID reports whether a getQuote chainId is a non-empty string or
-// a whole number written as one (80001, not 80001.0 or 8e4).
-func validChainID(raw json.RawMessage) bool {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s != ""
-	}
-	_, err := strconv.ParseUint(string(raw), 10, 64)
-	return err == nil
+// validChainIDOf reports whether a getQuote chainId is one /register
+// would take too (microservice.ChainID).
+func validChainIDOf(raw json.RawMessage) bool {
+	_, ok := microservice.ChainID(raw)
+	return ok
 }
 
+// maxSignedBody is the largest JSON or form body of a POST getStatus or
+// getLink: three short strings.
+const maxSignedBody = 1 << 16
+
 // signedParams reads quoteId, nonce and signature from the query or, for
-// POST, a JSON or form body.
-func signedParams(r *http.Request) (quoteID, nonce, signature string) {
+// POST, a JSON or form body. A JSON body must be one valid UTF-8 object
+// and nothing after it, as on every other route; an empty one names
+// nothing.
+func signedParams(w http.ResponseWriter, r *http.Request) (quoteID, nonce, signature string, err error) {
 	q := r.URL.Query()
 	quoteID, nonce, signature = q.Get("quoteId"), q.Get("nonce"), q.Get("signature")
-	if r.Method == http.MethodPost && quoteID == "" {
-		var b struct {
-			QuoteID   string          `json:"quoteId"`
-			Nonce     json.RawMessage `json:"nonce"`
-			Signature string          `json:"signature"`
-		}
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-			if json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&b) == nil {
-				quoteID, signature = b.QuoteID, b.Signature
-				nonce = strings.Trim(string(b.Nonce), `"`)
-			}
-		} else if r.ParseForm() == nil {
+	if r.Method != http.MethodPost || quoteID != "" {
+		return quoteID, nonce, signature, nil
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		r.Body = http.MaxBytesReader(w, r.Body, maxSignedBody)
+		if r.ParseForm() == nil {
 			quoteID, nonce, signature = r.Form.Get("quoteId"), r.Form.Get("nonce"), r.Form.Get("signature")
 		}
+		return quoteID, nonce, signature, nil
 	}
-	return quoteID, nonce, signature
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSignedBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return "", "", "", errBodyTooLarge
+		}
+		return "", "", "", invalid("the body could not be read.")
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return "", "", "", nil
+	}
+	if !utf8.Valid(raw) {
+		return "", "", "", invalid("the body is not valid UTF-8.")
+	}
+	var b struct {
+		QuoteID   string          `json:"quoteId"`
+		Nonce     json.RawMessage `json:"nonce"`
+		Signature string          `json:"signature"`
+	}
+	if err := decodeFrom(bytes.NewReader(raw), &b); err != nil {
+		return "", "", "", err
+	}
+	return b.QuoteID, strings.Trim(string(b.Nonce), `"`), b.Signature, nil
 }
 
 var errMissingParams = sluice.Errorf(sluice.ErrInvalid, "Missing query parameters: quoteId, nonce and signature are required.")
@@ -502,7 +527,11 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	id, _, _ := signedParams(r)
+	id, _, _, err := signedParams(w, r)
+	if err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
 	if id == "" {
 		s.uploaderError(w, r, sluice.Errorf(sluice.ErrInvalid, "Missing query parameters: quoteId is required."))
 		return
@@ -520,7 +549,11 @@ func (s *Server) getLink(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	id, nonce, sig := signedParams(r)
+	id, nonce, sig, err := signedParams(w, r)
+	if err != nil {
+		s.uploaderError(w, r, err)
+		return
+	}
 	if id == "" || nonce == "" || sig == "" {
 		s.uploaderError(w, r, errMissingParams)
 		return

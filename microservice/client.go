@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice"
 )
@@ -64,7 +65,15 @@ func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	return http.DefaultClient
+	return noRedirects
+}
+
+// noRedirects is the default HTTP client: a redirect from a microservice
+// is its reply, not followed (a 3xx is a bad gateway like any other reply
+// outside 2xx and 4xx), so a registered URL cannot send the node to
+// another address, its own private listener included.
+var noRedirects = &http.Client{
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
 // join resolves ref against base as Python's urljoin does: a base without
@@ -115,6 +124,11 @@ func (c *Client) do(ctx context.Context, method, target string, body []byte, out
 	if out == nil {
 		return nil
 	}
+	// Replies are relayed as they are (quotes, links, history pages):
+	// invalid UTF-8 would make the node's own reply invalid JSON.
+	if !utf8.Valid(raw) {
+		return &RemoteError{Status: res.StatusCode, Message: "the storage backend sent an invalid reply"}
+	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return &RemoteError{Status: res.StatusCode, Message: "the storage backend sent an invalid reply", Body: raw}
 	}
@@ -123,7 +137,7 @@ func (c *Client) do(ctx context.Context, method, target string, body []byte, out
 
 func remoteError(status int, raw []byte) *RemoteError {
 	e := &RemoteError{Status: status, Message: http.StatusText(status)}
-	if json.Valid(raw) {
+	if utf8.Valid(raw) && json.Valid(raw) {
 		e.Body = raw
 	}
 	var m struct {

@@ -4,13 +4,13 @@
 package microservice
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -181,15 +181,9 @@ type rawPaymentOpt struct {
 }
 
 func (o rawPaymentOpt) option() (PaymentOption, error) {
-	var id string
-	if err := json.Unmarshal(o.ChainID, &id); err != nil {
-		var n json.Number
-		dec := json.NewDecoder(bytes.NewReader(o.ChainID))
-		dec.UseNumber()
-		if err := dec.Decode(&n); err != nil {
-			return PaymentOption{}, fmt.Errorf("chainId must be a number or a string")
-		}
-		id = n.String()
+	id, ok := ChainID(o.ChainID)
+	if !ok {
+		return PaymentOption{}, fmt.Errorf("chainId must be a non-empty string or a whole number")
 	}
 	opt := PaymentOption{ChainID: id, AcceptedTokens: []Token{}}
 	for _, t := range o.AcceptedTokens {
@@ -202,6 +196,20 @@ func (o rawPaymentOpt) option() (PaymentOption, error) {
 		}
 	}
 	return opt, nil
+}
+
+// ChainID reads a chainId as getQuote and /register take it: a non-empty
+// string, or a whole number written as one (80001, not 80001.0, 8e4 or
+// -1). It returns the id as text.
+func ChainID(raw json.RawMessage) (string, bool) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, s != ""
+	}
+	if _, err := strconv.ParseUint(string(raw), 10, 64); err != nil {
+		return "", false
+	}
+	return string(raw), true
 }
 
 // Reply is the body of a /register answer: the real backend's message as a
