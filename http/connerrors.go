@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 )
@@ -15,20 +16,23 @@ import (
 // bad request line), 501 for a transfer coding it does not know, 505 for
 // an HTTP version it does not speak, and 417 with no body for an Expect
 // header other than 100-continue. Clients of both APIs parse every error
-// body as JSON, so the listeners below rewrite those replies, on their way
-// out, into the error format of the API the request's path belongs to.
+// body as JSON, so JSONErrors rewrites those replies, on their way out,
+// into the error format of the API the request's path belongs to.
 //
-// A reply is recognised by its exact form: net/http writes these replies
-// straight to the connection in one Write, as
+// Only the first Write of each reply is looked at: the first since the
+// connection opened or since net/http last marked it idle (http.StateIdle,
+// once a reply is wholly written). net/http's own replies are always one
+// Write, made before any handler runs; body bytes (a stored file served
+// under /ipfs/ may hold anything) are never looked at. The first Write of
+// a reply is recognised as net/http's by its exact form,
 //
 //	"HTTP/1.1 " + status + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + text
 //
-// with no Date header. Every reply that goes through a handler carries a
-// Date header and lists its headers sorted (Connection before
-// Content-Type), so no handler's reply can take that form. The 417 is
-// written through the response machinery: it is recognised as exactly
-// what net/http writes (Connection, Date, a zero Content-Length and
-// nothing else); the node's handlers never answer 417.
+// with no Date header. A handler's reply carries a Date header and lists
+// its headers sorted (Connection before Content-Type), so it cannot take
+// that form. The 417 goes through the response machinery: it is
+// recognised as exactly what net/http writes (Connection, Date, a zero
+// Content-Length and nothing else); the node's handlers never answer 417.
 
 // plainErrorHeaders is what net/http writes between the status line and the
 // text of the replies it makes itself (net/http/server.go, conn.serve).
@@ -47,17 +51,23 @@ const MaxHeaderBytes = 64 << 10
 // to find its path: enough for the request line of every route.
 const requestHead = 512
 
-// Listener wraps the public listener: net/http's own error replies come in
-// the farmer API's format under its prefix and in the uploader API's
-// elsewhere, with the CORS header every public reply carries.
-func Listener(ln net.Listener) net.Listener {
-	return &errorListener{Listener: ln, public: true}
-}
-
-// PrivateListener wraps the private listener: net/http's own error replies
-// come as {"error": ...}, the format of everything the private API answers.
-func PrivateListener(ln net.Listener) net.Listener {
-	return &errorListener{Listener: ln}
+// JSONErrors makes hs answer net/http's own error replies in JSON and
+// returns the listener hs must serve: on the public listener (public) in
+// the farmer API's format under its prefix and the uploader API's
+// elsewhere, with the CORS header every public reply carries; on the
+// private one as {"error": ...}, the format of everything it answers. It
+// chains a hook onto hs.ConnState; call it before hs.Serve.
+func JSONErrors(hs *http.Server, ln net.Listener, public bool) net.Listener {
+	prev := hs.ConnState
+	hs.ConnState = func(c net.Conn, st http.ConnState) {
+		if ec, ok := c.(*errorConn); ok && st == http.StateIdle {
+			ec.idle()
+		}
+		if prev != nil {
+			prev(c, st)
+		}
+	}
+	return &errorListener{Listener: ln, public: public}
 }
 
 type errorListener struct {
@@ -73,17 +83,28 @@ func (l *errorListener) Accept() (net.Conn, error) {
 	return &errorConn{Conn: c, public: l.public}, nil
 }
 
-// errorConn keeps the first bytes read since its last reply (the start of
-// the request being read) and rewrites net/http's plain-text replies.
-// net/http reads a connection from a background goroutine while a handler
-// writes to it, hence the lock.
+// errorConn keeps the first bytes read since the connection was last idle
+// (the start of the request being read) and rewrites net/http's
+// plain-text replies. net/http reads a connection from a background
+// goroutine while a handler writes to it, hence the lock.
 type errorConn struct {
 	net.Conn
 	public bool
 
-	mu   sync.Mutex
-	head [requestHead]byte
-	n    int
+	mu       sync.Mutex
+	replying bool // a reply has begun since the connection was last idle
+	head     [requestHead]byte
+	n        int
+}
+
+// idle starts a new request: net/http has written the last reply whole.
+// Bytes read before now (a body, or the start of a pipelined request
+// net/http read ahead) are dropped; the path of a request whose start was
+// read ahead is then unknown.
+func (c *errorConn) idle() {
+	c.mu.Lock()
+	c.replying, c.n = false, 0
+	c.mu.Unlock()
 }
 
 func (c *errorConn) Read(p []byte) (int, error) {
@@ -99,14 +120,18 @@ func (c *errorConn) Read(p []byte) (int, error) {
 }
 
 func (c *errorConn) Write(p []byte) (int, error) {
-	status, text, plain := parsePlainError(p)
 	c.mu.Lock()
+	if c.replying {
+		c.mu.Unlock()
+		return c.Conn.Write(p)
+	}
+	c.replying = true
+	status, text, plain := parsePlainError(p)
 	var path string
 	var known bool
 	if plain {
 		path, known = requestPath(c.head[:c.n])
 	}
-	c.n = 0 // the next bytes read start the next request
 	c.mu.Unlock()
 	if !plain {
 		return c.Conn.Write(p)

@@ -60,7 +60,7 @@ func TestHandlerRepliesNeverMatch(t *testing.T) {
 			w.Header().Set("Connection", "close")
 			http.Error(w, http.StatusText(code), code)
 		}))
-		srv.Listener = Listener(srv.Listener)
+		srv.Listener = JSONErrors(srv.Config, srv.Listener, true)
 		srv.Start()
 		res, err := http.Get(srv.URL + "/api/downstream/v1/x")
 		if err != nil {

@@ -2,6 +2,8 @@ package http_test
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -10,7 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sluicehq/sluice/blobstore"
+	sluicehttp "github.com/sluicehq/sluice/http"
 	"github.com/sluicehq/sluice/internal/nodetest"
+	"github.com/sluicehq/sluice/metrics"
 )
 
 // rawExchange sends req as it is on a new connection to addr (host:port)
@@ -142,5 +150,69 @@ func TestWrappedConnectionsStillServe(t *testing.T) {
 		if want == 404 && !strings.Contains(string(body), `"status":"error"`) {
 			t.Fatalf("404 body %s, want the farmer API's format", body)
 		}
+	}
+	// A request net/http refuses itself, after those on the same
+	// connection, is answered in JSON too.
+	huge := "X-Big: " + strings.Repeat("a", 80<<10) + "\r\n"
+	if _, err := io.WriteString(c, "GET /api/downstream/v1/status/list/1 HTTP/1.1\r\nHost: x\r\n"+huge+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 431 || string(body) != `{"status":"error","message":"Request Header Fields Too Large"}` {
+		t.Fatalf("431 after kept-alive requests: %d %s", res.StatusCode, body)
+	}
+}
+
+// TestStoredFilesLikeErrorRepliesServedAsStored: a stored file whose
+// bytes, at the boundaries where a download is written in pieces, look
+// exactly like one of net/http's error replies is served byte for byte,
+// on both listeners: only the first write of a reply is ever looked at.
+func TestStoredFilesLikeErrorRepliesServedAsStored(t *testing.T) {
+	bs, err := blobstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	srv := sluicehttp.New(sluicehttp.Config{BlobHandler: bs.Handler("/ipfs/")},
+		metrics.New(), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	for _, public := range []bool{true, false} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(sluicehttp.JSONErrors(hs, ln, public))
+		cl := &http.Client{Timeout: 10 * time.Second}
+		for _, lead := range []int{0, 4 << 10, 8 << 10, 16 << 10, 40 << 10} {
+			for _, tail := range []string{
+				"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request",
+				"HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\nDate: Mon, 07 Dec 2026 22:00:00 GMT\r\nContent-Length: 0\r\n\r\n",
+			} {
+				file := append(bytes.Repeat([]byte("a"), lead), tail...)
+				c, _, err := bs.Put(context.Background(), bytes.NewReader(file), int64(len(file)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Twice on one kept-alive connection: the second reply's
+				// first write comes after the connection went idle.
+				for range 2 {
+					res, err := cl.Get("http://" + ln.Addr().String() + "/ipfs/" + c.String())
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := io.ReadAll(res.Body)
+					res.Body.Close()
+					if err != nil || !bytes.Equal(got, file) {
+						t.Fatalf("public %v, %d bytes then %.12q: got %d bytes (%v), want the file", public, lead, tail, len(got), err)
+					}
+				}
+			}
+		}
+		hs.Close()
 	}
 }

@@ -230,19 +230,20 @@ func isFarmerPath(path string) bool {
 	return path == farmerPrefix || strings.HasPrefix(path, farmerPrefix+"/")
 }
 
-// param is the route parameter name, percent-decoded as the original
-// servers (Flask, Express) decode theirs. chi matches a request whose path is
-// escaped more than it must be (/status/show/%61bc) against the raw path,
-// and hands back the raw segment. A segment that does not decode is
-// returned as it is, and fails its own validation.
+// param is the route parameter name, percent-decoded once, as the
+// original servers (Flask, Express) decode theirs. chi matches a request
+// whose path is escaped more than it must be (/status/show/%61bc) against
+// the raw path and hands back the raw segment; otherwise it matched the
+// decoded path, and the segment is already decoded.
 func param(r *http.Request, name string) string {
-	return unescapeSegment(chi.URLParam(r, name))
+	return pathSegment(r, chi.URLParam(r, name))
 }
 
-// unescapeSegment percent-decodes one path segment, or returns it as it is
-// when it does not decode.
-func unescapeSegment(v string) string {
-	if !strings.Contains(v, "%") {
+// pathSegment decodes v, a segment of r's routed path, when chi routed on
+// the raw path. A segment that does not decode is returned as it is, and
+// fails its own validation.
+func pathSegment(r *http.Request, v string) string {
+	if r.URL.RawPath == "" || !strings.Contains(v, "%") {
 		return v
 	}
 	if d, err := url.PathUnescape(v); err == nil {

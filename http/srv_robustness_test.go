@@ -315,6 +315,13 @@ func TestPercentEncodedPathSegments(t *testing.T) {
 	if r := do(t, "GET", n.API+"/status/list/by/d/"+escapeAll("uptime")+"/5", nil); r.code != 200 {
 		t.Fatalf("/status/list with an escaped sort key: %d %s", r.code, r.raw)
 	}
+	// Decoded once, not twice: %2561 is "%61", not "a".
+	if r := do(t, "GET", n.API+"/new/"+escapeAll(escapeAll(addr)), nil); r.code != 400 {
+		t.Fatalf("/new with a twice-escaped address: %d %s, want 400", r.code, r.raw)
+	}
+	if r := do(t, "GET", n.API+"/status/show/"+escapeAll(escapeAll(id)), nil); r.code == 200 {
+		t.Fatalf("/status/show with a twice-escaped id: %d %s, want no farmer", r.code, r.raw)
+	}
 	// A segment that is not valid escaping is the same 400 as before.
 	// (Go's client refuses to send it, so it goes raw.)
 	res, body := rawExchange(t, strings.TrimPrefix(n.URL, "http://"), "GET /api/downstream/v1/status/show/%zz HTTP/1.1\r\nHost: x\r\n\r\n")

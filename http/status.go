@@ -44,10 +44,10 @@ const maxStatusLimit = 10000
 // trailing slash. none reports a limit of 0: the original node passed it
 // to SQL as LIMIT 0 and answered an empty list, and so does Sluice (a
 // StatusQuery's Limit 0 means all rows, so no query is made).
-func parseStatusPath(rest string) (q actors.StatusQuery, none bool, err error) {
+func parseStatusPath(rest string, decode func(string) string) (q actors.StatusQuery, none bool, err error) {
 	segs := strings.FieldsFunc(rest, func(r rune) bool { return r == '/' })
 	for i := range segs {
-		segs[i] = unescapeSegment(segs[i])
+		segs[i] = decode(segs[i])
 	}
 	next := func() string {
 		if len(segs) == 0 {
@@ -107,7 +107,7 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		return
 	}
-	q, none, err := parseStatusPath(chi.URLParam(r, "*"))
+	q, none, err := parseStatusPath(chi.URLParam(r, "*"), func(v string) string { return pathSegment(r, v) })
 	if err != nil {
 		s.writeError(w, r, err)
 		return

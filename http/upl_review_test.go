@@ -104,35 +104,41 @@ func TestSignedPOSTBodies(t *testing.T) {
 	}
 }
 
-// TestMicroserviceRepliesAreCheckedNotFollowed: a microservice's redirect
-// is not followed (it is a bad gateway, like any reply outside 2xx and
-// 4xx), and a reply that is not valid UTF-8 is not relayed.
-func TestMicroserviceRepliesAreCheckedNotFollowed(t *testing.T) {
+// TestMicroserviceRedirectsAndGarbledReplies: a microservice's redirect is
+// followed, as the Ocean backend's client follows it, but a loop of them
+// is a bad gateway; a reply that is not valid UTF-8 is never relayed.
+func TestMicroserviceRedirectsAndGarbledReplies(t *testing.T) {
 	n, registrar := registrarNode(t)
-	followed := false
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		followed = true
 		io.WriteString(w, `{"quoteId":"from-the-redirect","chainId":1,"tokenAddress":"0x9c3C9283D3e44854697Cd22D3Faa240Cfb032889","tokenAmount":"1","approveAddress":"0x5F8396D1BfDa5259Ee89196F892E4401BF3B596d"}`)
 	}))
 	t.Cleanup(target.Close)
-	redirect := httptest.NewServer(http.RedirectHandler(target.URL+"/", http.StatusFound))
+	redirect := httptest.NewServer(http.RedirectHandler(target.URL+"/getQuote", http.StatusTemporaryRedirect))
 	t.Cleanup(redirect.Close)
+	loop := httptest.NewServer(nil)
+	loop.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, loop.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	})
+	t.Cleanup(loop.Close)
 	badUTF8 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "{\"quoteId\":\"q\xff\",\"chainId\":1,\"tokenAddress\":\"0x9c3C9283D3e44854697Cd22D3Faa240Cfb032889\",\"tokenAmount\":\"1\",\"approveAddress\":\"0x5F8396D1BfDa5259Ee89196F892E4401BF3B596d\"}")
 	}))
 	t.Cleanup(badUTF8.Close)
 	payment := []any{map[string]any{"chainId": 1, "acceptedTokens": []any{map[string]string{"T": "0x9c3C9283D3e44854697Cd22D3Faa240Cfb032889"}}}}
-	for typ, url := range map[string]string{"redirecting": redirect.URL + "/", "garbled": badUTF8.URL + "/"} {
+	quote := func(typ, url string) (int, []byte) {
 		if code, raw := register(t, n, registrar, typ, url, payment); code != 201 {
 			t.Fatalf("register %s: %d %s", typ, code, raw)
 		}
-		code, raw := doAny(t, "POST", n.URL+"/getQuote", map[string]any{"type": typ, "files": []any{map[string]int{"length": 5}},
+		return doAny(t, "POST", n.URL+"/getQuote", map[string]any{"type": typ, "files": []any{map[string]int{"length": 5}},
 			"duration": 60, "payment": map[string]any{"chainId": "1"}, "userAddress": "0xFFcf8FDEE72ac11b5c542428B35EEF5769C409f0"})
-		wantErrorJSON(t, "getQuote on "+typ, code, raw, 502)
 	}
-	if followed {
-		t.Fatal("the node followed a microservice's redirect")
+	if code, raw := quote("redirecting", redirect.URL+"/"); code != 201 || !strings.Contains(string(raw), "from-the-redirect") {
+		t.Fatalf("getQuote through a redirect: %d %s, want the target's quote", code, raw)
 	}
+	code, raw := quote("looping", loop.URL+"/")
+	wantErrorJSON(t, "getQuote on a redirect loop", code, raw, 502)
+	code, raw = quote("garbled", badUTF8.URL+"/")
+	wantErrorJSON(t, "getQuote with invalid UTF-8", code, raw, 502)
 }
 
 func TestRegisterChainIDsAsGetQuoteTakesThem(t *testing.T) {

@@ -65,15 +65,23 @@ func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	return noRedirects
+	return defaultHTTP
 }
 
-// noRedirects is the default HTTP client: a redirect from a microservice
-// is its reply, not followed (a 3xx is a bad gateway like any other reply
-// outside 2xx and 4xx), so a registered URL cannot send the node to
-// another address, its own private listener included.
-var noRedirects = &http.Client{
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// maxRedirects is how many redirects a call follows before the last
+// redirect is taken as the reply (a 3xx: a bad gateway).
+const maxRedirects = 5
+
+// defaultHTTP follows a microservice's redirects, as the Ocean backend's
+// HTTP client does (a microservice moved to https, or to a path with a
+// trailing slash), up to maxRedirects.
+var defaultHTTP = &http.Client{
+	CheckRedirect: func(_ *http.Request, via []*http.Request) error {
+		if len(via) >= maxRedirects {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	},
 }
 
 // join resolves ref against base as Python's urljoin does: a base without

@@ -381,8 +381,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	serveErr := make(chan error, 2)
 	// The wrapped listeners answer net/http's own errors (oversized headers,
 	// unparsable requests) in each API's JSON error format.
-	go func() { serveErr <- hs.Serve(sluicehttp.Listener(ln)) }()
-	go func() { serveErr <- phs.Serve(sluicehttp.PrivateListener(pln)) }()
+	pub, priv := sluicehttp.JSONErrors(hs, ln, true), sluicehttp.JSONErrors(phs, pln, false)
+	go func() { serveErr <- hs.Serve(pub) }()
+	go func() { serveErr <- phs.Serve(priv) }()
 	log.Info(eventListening, zap.String("addr", ln.Addr().String()), zap.String("private_addr", pln.Addr().String()))
 
 	engine, err := actors.Start(ctx, actors.Config{

@@ -140,10 +140,10 @@ func Start(t *testing.T, store actors.Store, opt Options) *Node {
 		hs.Listener.Close()
 		hs.Listener = ln
 	}
-	hs.Listener = sluicehttp.Listener(hs.Listener)
+	hs.Listener = sluicehttp.JSONErrors(hs.Config, hs.Listener, true)
 	hs.Start()
 	private := httptest.NewUnstartedServer(srv.Private(reg))
-	private.Listener = sluicehttp.PrivateListener(private.Listener)
+	private.Listener = sluicehttp.JSONErrors(private.Config, private.Listener, false)
 	private.Start()
 	t.Cleanup(private.Close)
 	t.Cleanup(func() {

@@ -126,6 +126,9 @@ func upsertParams(buf []byte, rows []*sluice.Record) ([]byte, [6][]byte) {
 
 // upsert writes rows with one statement, which is its own transaction.
 func (s *Store) upsert(ctx context.Context, rows []*sluice.Record) error {
+	if !s.prepared {
+		return s.upsertUnprepared(ctx, rows)
+	}
 	bp := paramBuffers.Get().(*[]byte)
 	buf, params := upsertParams(*bp, rows)
 	err := s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
@@ -140,5 +143,24 @@ func (s *Store) upsert(ctx context.Context, rows []*sluice.Record) error {
 		*bp = buf[:0]
 		paramBuffers.Put(bp)
 	}
+	return err
+}
+
+// upsertUnprepared is upsert through pgx's own parameter encoding, in
+// whatever exec mode the DSN names.
+func (s *Store) upsertUnprepared(ctx context.Context, rows []*sluice.Record) error {
+	var (
+		kinds    = make([]int16, len(rows))
+		ids      = make([]string, len(rows))
+		owners   = make([]string, len(rows))
+		versions = make([]int64, len(rows))
+		lives    = make([]bool, len(rows))
+		states   = make([][]byte, len(rows))
+	)
+	for i, r := range rows {
+		kinds[i], ids[i], owners[i] = int16(r.Kind), r.ID, r.Owner
+		versions[i], lives[i], states[i] = int64(r.Version), r.Live, state(r)
+	}
+	_, err := s.pool.Exec(ctx, upsertUnnest, kinds, ids, owners, versions, lives, states)
 	return err
 }

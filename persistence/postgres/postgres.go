@@ -52,6 +52,12 @@ const (
 type Store struct {
 	pool *pgxpool.Pool
 	log  *zap.Logger
+	// prepared: the connections keep prepared statements (pgx's default
+	// exec mode), so the small-batch upsert runs as one, hand-encoded. A
+	// DSN that names another default_query_exec_mode (for PgBouncer in
+	// transaction mode, where a statement prepared on one server
+	// connection may be run on another) gets pgx's own encoding instead.
+	prepared bool
 }
 
 // Open connects to the database named by dsn (a URL or key=value string,
@@ -96,7 +102,8 @@ func Open(ctx context.Context, dsn string, log *zap.Logger) (*Store, error) {
 		zap.String("host", cfg.ConnConfig.Host),
 		zap.String("database", cfg.ConnConfig.Database),
 		zap.Int32("max_conns", cfg.MaxConns))
-	return &Store{pool: pool, log: log}, nil
+	return &Store{pool: pool, log: log,
+		prepared: cfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement}, nil
 }
 
 // Pool returns the store's connection pool, for benchmarks and for other

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -28,6 +29,30 @@ func TestConformance(t *testing.T) {
 		dsn := pgtest.DSN(t)
 		return func() storetest.Store { return open(t, dsn) }
 	})
+}
+
+// TestConformanceWithoutPreparedStatements runs the suite with the exec
+// mode a PgBouncer in transaction mode needs: the small-batch upsert then
+// goes through pgx's own encoding, with no named statement.
+func TestConformanceWithoutPreparedStatements(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) func() storetest.Store {
+		dsn := pgtest.DSN(t)
+		if strings.Contains(dsn, "://") {
+			dsn += "&default_query_exec_mode=exec"
+		} else {
+			dsn += " default_query_exec_mode=exec"
+		}
+		return func() storetest.Store {
+			s := open(t, dsn)
+			if postgres.Prepared(s) {
+				t.Fatal("exec mode exec: the store still prepares its upsert")
+			}
+			return s
+		}
+	})
+	if !postgres.Prepared(open(t, pgtest.DSN(t))) {
+		t.Fatal("default exec mode: the upsert is not the prepared one")
+	}
 }
 
 // TestConcurrentOpen starts several stores on one empty schema at once, as
