@@ -149,19 +149,11 @@ func uploadTo(t *testing.T, base, quoteID, nonce, sig string, files ...[]byte) r
 // doAny is do for replies that are JSON of any shape.
 func doAny(t *testing.T, method, url string, body any) (int, json.RawMessage) {
 	t.Helper()
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		b, _ = json.Marshal(body)
 	}
-	req, _ := http.NewRequest(method, url, rd)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	return res.StatusCode, raw
+	return rawDo(t, method, url, "", b)
 }
 
 func TestUploaderAPI(t *testing.T) {
