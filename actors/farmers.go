@@ -131,7 +131,7 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 	// but for room the farmer is making for pieces it could not take yet.
 	farmer := raw.FarmerID()
 	room := min(want, r.Room)
-	chunks := e.pool.take(farmer, room, e.cfg.MaxChunksPerRequest)
+	chunks := e.pool.take(farmer, room, e.cfg.MaxChunksPerRequest, e.now())
 	for _, ch := range chunks {
 		room -= ch.Size
 	}

@@ -83,12 +83,19 @@ func (p *uploadPool) setHolder(c *poolChunk, farmer string, on bool) {
 	}
 }
 
+// stored tells whether c's storage period is still running at now (a
+// piece whose quote's duration is over is not handed out again).
+func stored(c *poolChunk, now time.Time) bool {
+	return c.ch.End.IsZero() || now.Before(c.ch.End)
+}
+
 // walk calls f on each open chunk, oldest first, until f returns false,
-// dropping the chunks no longer short of holders from the list.
-func (p *uploadPool) walk(f func(c *poolChunk) bool) {
+// dropping from the list the chunks no longer short of holders and those
+// whose storage period is over at now.
+func (p *uploadPool) walk(now time.Time, f func(c *poolChunk) bool) {
 	kept := p.open[:0]
 	for i, c := range p.open {
-		if !p.short(c) {
+		if !p.short(c) || !stored(c, now) {
 			c.listed = false
 			continue
 		}
@@ -150,7 +157,7 @@ func (p *uploadPool) add(quote string, chunks []sluice.Chunk) {
 // take hands farmer up to max chunks (0: no cap) fitting in room bytes,
 // marking it a holder: first those it made room for, then the oldest. The
 // caller gives back what it does not use.
-func (p *uploadPool) take(farmer string, room int64, max int) []sluice.Chunk {
+func (p *uploadPool) take(farmer string, room int64, max int, now time.Time) []sluice.Chunk {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []sluice.Chunk
@@ -166,9 +173,11 @@ func (p *uploadPool) take(farmer string, room int64, max int) []sluice.Chunk {
 		return true
 	}
 	for c := range p.claimed[farmer] {
-		give(c)
+		if stored(c, now) {
+			give(c)
+		}
 	}
-	p.walk(give)
+	p.walk(now, give)
 	return out
 }
 
@@ -263,7 +272,7 @@ func (p *uploadPool) displace(farmer string, size int64, now time.Time) bool {
 		}
 	}
 	ok := false
-	p.walk(func(c *poolChunk) bool {
+	p.walk(now, func(c *poolChunk) bool {
 		if c.holders[farmer] || c.failed[farmer] || c.claims[farmer] != nil {
 			return true
 		}
@@ -302,7 +311,7 @@ func (p *uploadPool) reserved(farmer string, room, capacity int64, now time.Time
 	for c := range p.claimed[farmer] {
 		cl := c.claims[farmer]
 		switch {
-		case !now.Before(cl.until) || !p.short(c):
+		case !now.Before(cl.until) || !p.short(c) || !stored(c, now):
 			p.dropClaim(c, farmer)
 		case c.ch.Size > capacity:
 			p.dropClaim(c, farmer)

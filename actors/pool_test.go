@@ -49,13 +49,13 @@ func TestPoolDisplaceMakesRoomOnce(t *testing.T) {
 	}
 
 	// Taking the piece ends the claim.
-	if got := p.take("f1", 64*kib, 0); len(got) != 1 {
+	if got := p.take("f1", 64*kib, 0, time.Time{}); len(got) != 1 {
 		t.Fatalf("take f1: %d pieces, want 1", len(got))
 	}
 	if got := p.reserved("f1", 256*kib, 256*kib, t0); got != 0 {
 		t.Fatalf("reserved f1 after taking = %d, want 0", got)
 	}
-	if got := p.take("f2", 64*kib, 0); len(got) != 1 {
+	if got := p.take("f2", 64*kib, 0, time.Time{}); len(got) != 1 {
 		t.Fatalf("take f2: %d pieces, want 1", len(got))
 	}
 	if p.displace("f3", 32*kib, t0) {
@@ -127,7 +127,7 @@ func TestPoolClaimedPieceFirst(t *testing.T) {
 			t.Fatal("no room asked of f1")
 		}
 	}
-	if got := p.take("f1", 128*kib, 0); len(got) != 1 || got[0].FileHash != (sluice.FileHash{2}) {
+	if got := p.take("f1", 128*kib, 0, time.Time{}); len(got) != 1 || got[0].FileHash != (sluice.FileHash{2}) {
 		t.Fatalf("take f1: %v, want the large piece it made room for", got)
 	}
 
@@ -155,17 +155,17 @@ func TestPoolFailedFarmer(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	p := newUploadPool(1, time.Minute)
 	p.add("q", []sluice.Chunk{poolChunkOf(1, 32*kib)})
-	if got := p.take("cheater", 32*kib, 0); len(got) != 1 {
+	if got := p.take("cheater", 32*kib, 0, time.Time{}); len(got) != 1 {
 		t.Fatalf("take: %d pieces, want 1", len(got))
 	}
 	p.lost("cheater", sluice.FileHash{1}, true)
-	if got := p.take("cheater", 32*kib, 0); len(got) != 0 {
+	if got := p.take("cheater", 32*kib, 0, time.Time{}); len(got) != 0 {
 		t.Fatal("the piece went back to the farmer that failed it")
 	}
 	if p.displace("cheater", 32*kib, t0) {
 		t.Fatal("asked the farmer that failed the piece to make room for it")
 	}
-	if got := p.take("honest", 32*kib, 0); len(got) != 1 {
+	if got := p.take("honest", 32*kib, 0, time.Time{}); len(got) != 1 {
 		t.Fatal("the piece was not offered to another farmer")
 	}
 }
@@ -183,7 +183,7 @@ func TestPoolSharedBytesHoldEveryQuote(t *testing.T) {
 	p.add("qb", []sluice.Chunk{b})
 	p.add("qb", []sluice.Chunk{b}) // re-added after a restart: no change
 
-	got := p.take("f1", 1<<20, 0)
+	got := p.take("f1", 1<<20, 0, time.Time{})
 	if len(got) != 1 || !got[0].End.Equal(b.End) {
 		t.Fatalf("take: %+v, want the one shared chunk, lasting until the later end %s", got, b.End)
 	}
@@ -199,5 +199,26 @@ func TestPoolSharedBytesHoldEveryQuote(t *testing.T) {
 	}
 	if n := len(p.byQuote["qb"]); n != 1 {
 		t.Fatalf("qb lists %d chunks, want 1", n)
+	}
+}
+
+// A piece whose storage period is over is not handed out again, nor made
+// room for, when its holders' contracts end.
+func TestPoolPiecePastItsEnd(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newUploadPool(1, time.Minute)
+	ch := poolChunkOf(1, 1024)
+	ch.End = t0.Add(time.Hour)
+	p.add("q", []sluice.Chunk{ch})
+	if got := p.take("f1", 1<<20, 0, t0); len(got) != 1 {
+		t.Fatalf("take before the end: %d chunks, want 1", len(got))
+	}
+	p.lost("f1", ch.FileHash, false) // its contract ended at the end
+	end := t0.Add(time.Hour)
+	if got := p.take("f2", 1<<20, 0, end); len(got) != 0 {
+		t.Fatalf("take at the end: %+v, want nothing", got)
+	}
+	if p.displace("f3", 1024, end) {
+		t.Fatal("a prototype contract was displaced for a piece past its end")
 	}
 }
