@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"math/big"
 	"strings"
+
+	"github.com/ethereum/go-ethereum/common"
 )
 
 // AddressKind tells how a payout address is written and how its owner signs.
@@ -21,14 +23,26 @@ const (
 // ErrInvalidAddress is the answer to an address that is neither kind.
 var ErrInvalidAddress = &Error{Kind: ErrInvalid, Message: "Invalid address given: address is not a valid Ethereum or base58check address."}
 
+// ErrAddressChecksum is the answer to a mixed-case Ethereum address whose
+// EIP-55 checksum does not match.
+var ErrAddressChecksum = &Error{Kind: ErrInvalid, Message: "Invalid address given: the mixed-case (EIP-55) checksum does not match; check the address for a typo."}
+
 // ParseAddress tells the kind of a payout address and returns its canonical
 // form: Ethereum addresses lowercased, base58 ones unchanged.
 func ParseAddress(s string) (string, AddressKind, error) {
 	if len(s) == 42 && (strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X")) {
-		if _, err := hex.DecodeString(s[2:]); err == nil {
-			return "0x" + strings.ToLower(s[2:]), AddressEthereum, nil
+		if _, err := hex.DecodeString(s[2:]); err != nil {
+			return "", 0, ErrInvalidAddress
 		}
-		return "", 0, ErrInvalidAddress
+		// Mixed case is an EIP-55 checksum, as wallets write addresses: a
+		// mistyped character fails it, and a payout would go to an
+		// address nobody holds. All lower or all upper case has none.
+		hexPart := s[2:]
+		if hexPart != strings.ToLower(hexPart) && hexPart != strings.ToUpper(hexPart) &&
+			common.HexToAddress(s).Hex()[2:] != hexPart {
+			return "", 0, ErrAddressChecksum
+		}
+		return "0x" + strings.ToLower(hexPart), AddressEthereum, nil
 	}
 	if _, err := Base58CheckDecode(s); err == nil {
 		return s, AddressBase58, nil

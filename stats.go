@@ -84,8 +84,9 @@ func (b *Bucket) Allow(now time.Time, rate float64, burst int) (bool, time.Durat
 		b.Tokens--
 		return true, 0
 	}
-	wait := time.Duration((1 - b.Tokens) / rate * float64(time.Second))
-	return false, wait
+	// Capped at a day, so that a tiny rate cannot overflow the duration.
+	wait := min((1-b.Tokens)/rate, 86400)
+	return false, time.Duration(wait * float64(time.Second))
 }
 
 // LimitedError is the answer to a client over its rate limit.

@@ -31,3 +31,17 @@ func TestTokenLastDueJSON(t *testing.T) {
 		t.Fatalf("last_due round trip: got %v, %v, want %v", back.LastDue, err, tok.LastDue)
 	}
 }
+
+// A bucket refilling at a vanishing rate asks the client to wait a day at
+// most, never a negative (overflowed) time.
+func TestBucketWaitIsBounded(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var b sluice.Bucket
+	if ok, _ := b.Allow(now, 1e-300, 1); !ok {
+		t.Fatal("the first request must pass")
+	}
+	ok, wait := b.Allow(now, 1e-300, 1)
+	if ok || wait <= 0 || wait > 24*time.Hour {
+		t.Fatalf("second request: allowed %v, wait %v; want refused with 0 < wait <= 24h", ok, wait)
+	}
+}

@@ -64,9 +64,14 @@ type contract struct {
 	// never earlier than the node's: the next challenge is available then.
 	after   time.Time
 	readyAt time.Time
-	proof   proof.Proof // ready proof, kept until the node accepts it
-	tree    *proof.Tree // cached, within Config.TreeCache
-	retried bool        // a proof for the current challenge was rejected once
+	// interval: the longest time from a challenge's fetch to its deadline
+	// seen so far, at most the node's challenge interval. A challenge
+	// fetch waits for a batch no more than a quarter of it, so a node with
+	// short intervals is answered in time whatever the batch window.
+	interval time.Duration
+	proof    proof.Proof // ready proof, kept until the node accepts it
+	tree     *proof.Tree // cached, within Config.TreeCache
+	retried  bool        // a proof for the current challenge was rejected once
 
 	state   cstate
 	dropped bool
@@ -327,7 +332,11 @@ func (s *session) toAnswered(c *contract) {
 func (s *session) toFetch(c *contract, at time.Time) {
 	c.state = stFetchQ
 	s.unschedule(c)
-	t := at.Add(s.cfg.BatchWindow)
+	wait := s.cfg.BatchWindow
+	if c.interval > 0 {
+		wait = min(wait, c.interval/4)
+	}
+	t := at.Add(wait)
 	if len(s.fetchQ) == 0 || t.Before(s.fetchAt) {
 		s.fetchAt = t
 	}
@@ -476,6 +485,7 @@ func (s *session) handleChunk(ev *chunkEvent, now time.Time) {
 	c := &contract{
 		hash: it.FileHash, tag: it.Tag, seed: ev.seed, ch: it.Challenge,
 		deadline: ev.deadline, after: ev.after, heapIdx: -1,
+		interval: Seconds(it.Due), // a new contract's first challenge is due one interval after it starts
 	}
 	s.contracts[c.hash] = c
 	s.held += c.tag.Size
@@ -766,6 +776,7 @@ func (s *session) next(c *contract, it ChallengeItem, sent, recv, now time.Time)
 	default:
 		c.gen++
 		c.ch = it.Challenge
+		c.interval = max(c.interval, due)
 		c.deadline = sent.Add(due)
 		c.after = recv.Add(due)
 		c.retried = false
@@ -855,7 +866,7 @@ func (s *session) resumeBatch(batch []sluice.FileHash, items []ChallengeItem, se
 			continue
 		}
 		due := Seconds(it.Due)
-		c := &contract{hash: h, tag: tag, after: recv.Add(due), heapIdx: -1}
+		c := &contract{hash: h, tag: tag, after: recv.Add(due), heapIdx: -1, interval: due}
 		s.contracts[h] = c
 		s.held += tag.Size
 		if it.Answered {

@@ -392,3 +392,44 @@ func TestConfigDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchWaitsAQuarterOfShortIntervals: a contract on a node whose
+// challenges come every second does not wait the whole default batch
+// window (a second) before fetching its next challenge, which would leave
+// no time to answer it; contracts with long intervals wait the window.
+func TestFetchWaitsAQuarterOfShortIntervals(t *testing.T) {
+	s := testSession(t)
+	if s.cfg.BatchWindow != time.Second {
+		t.Fatalf("default batch window %v, want 1s", s.cfg.BatchWindow)
+	}
+	short := s.testContract(t, "short", stFetching, 0, 0)
+	short.interval = time.Second
+	s.unschedule(short)
+	s.toFetch(short, t0)
+	if !s.fetchAt.Equal(t0.Add(250 * time.Millisecond)) {
+		t.Fatalf("1s interval: fetch at %v, want t0+250ms", s.fetchAt.Sub(t0))
+	}
+
+	s2 := testSession(t)
+	long := s2.testContract(t, "long", stFetching, 0, 0)
+	long.interval = 5 * time.Minute
+	s2.unschedule(long)
+	s2.toFetch(long, t0)
+	if !s2.fetchAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("5m interval: fetch at %v, want t0+1s (the window)", s2.fetchAt.Sub(t0))
+	}
+
+	// The interval is learned: a new challenge due further away than the
+	// last one raises it.
+	c := s.testContract(t, "learn", stFetching, 0, 0)
+	s.unschedule(c)
+	c.interval = time.Second
+	ch := proof.NewChallenge([32]byte{3}, c.tag.Leaves(), 4)
+	ev := &fetchedEvent{batch: []*contract{c}, items: []ChallengeItem{{FileHash: c.hash, Challenge: ch, Due: 2}}, sent: t0, recv: t0}
+	if err := s.handleFetched(ev, t0); err != nil {
+		t.Fatal(err)
+	}
+	if c.interval != 2*time.Second {
+		t.Fatalf("learned interval %v, want 2s", c.interval)
+	}
+}

@@ -101,6 +101,14 @@ type Scenario struct {
 	Restart *Restart `json:"restart,omitempty"`
 }
 
+// The most virtual farmers and uploaders one run may have: each is a
+// goroutine with its own state, and a run is one process on one machine
+// (the benchmarks' largest fleet is 100,000 farmers).
+const (
+	MaxFarmers   = 1_000_000
+	MaxUploaders = 100_000
+)
+
 // FarmerGroup is Count farmers of one kind.
 type FarmerGroup struct {
 	Kind  Kind `json:"kind"`
@@ -238,6 +246,9 @@ func (sc Scenario) Validate() error {
 		if g.Count < 0 || g.Size < 0 {
 			return bad("farmers[%d]: count and size must not be negative", i)
 		}
+		if g.Count > MaxFarmers-farmers {
+			return bad("farmers: more than %d virtual farmers in all", MaxFarmers)
+		}
 		farmers += g.Count
 		switch g.Kind {
 		case Lossy:
@@ -260,10 +271,15 @@ func (sc Scenario) Validate() error {
 	if farmers == 0 {
 		return bad("no farmers")
 	}
+	uploaders := 0
 	for i, u := range sc.Uploaders {
 		if u.Count < 0 || u.Uploads < -1 || u.Start < 0 || u.Pause < 0 || u.StorageDuration < 0 {
 			return bad("uploaders[%d]: negative count, uploads or duration", i)
 		}
+		if u.Count > MaxUploaders-uploaders {
+			return bad("uploaders: more than %d virtual uploaders in all", MaxUploaders)
+		}
+		uploaders += u.Count
 		for _, s := range u.Sizes {
 			if s <= 0 {
 				return bad("uploaders[%d]: file sizes must be positive", i)

@@ -120,6 +120,9 @@ func TestScenarioErrors(t *testing.T) {
 		{`{"duration":"soon","farmers":[{"kind":"honest","count":1}]}`, "duration"},
 		{`{"duration":"1s","farmers":[{"kind":"honest","count":1,"size":"lots"}]}`, "size"},
 		{`{"duration":"1s","farmers":[{"kind":"honest","count":1}],"typo":1}`, "unknown field"},
+		{`{"duration":"1s","farmers":[{"kind":"honest","count":3000000000}]}`, "virtual farmers"},
+		{`{"duration":"1s","farmers":[{"kind":"honest","count":9223372036854775807},{"kind":"honest","count":9223372036854775807}]}`, "virtual farmers"},
+		{`{"duration":"1s","farmers":[{"kind":"honest","count":1}],"uploaders":[{"count":200000}]}`, "virtual uploaders"},
 	} {
 		_, err := sim.ParseScenario([]byte(c.json), "t")
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -98,3 +98,49 @@ func TestREADMEDocumentsEveryServeFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesWhatItWouldIgnore: a stray word (after which the flag
+// package stops reading), a rate that is not a number or would overflow
+// Retry-After, and values that would silently misbehave are errors.
+func TestServeRefusesWhatItWouldIgnore(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--data-dir", "d", "oops", "--challenge-interval", "1ms"}, `unexpected argument "oops"`},
+		{[]string{"--token-rate", "NaN"}, "--token-rate"},
+		{[]string{"--token-rate", "+Inf"}, "--token-rate"},
+		{[]string{"--token-rate", "1e-300"}, "--token-rate"},
+		{[]string{"--shutdown-timeout", "0s"}, "--shutdown-timeout"},
+		{[]string{"--shutdown-timeout", "-5s"}, "--shutdown-timeout"},
+		{[]string{"--listen", ""}, "--listen"},
+		{[]string{"--private-listen", " "}, "--private-listen"},
+		{[]string{"--upload-retention", "-1h"}, "--upload-retention"},
+		{[]string{"--chain-id", "-3"}, "--chain-id"},
+		{[]string{"--builtin-type", " "}, "--builtin-type"},
+	} {
+		_, err := parseServe(tc.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want one naming %s", tc.args, err, tc.want)
+		}
+	}
+	if _, err := parseServe([]string{"--token-rate", "0.5"}, io.Discard); err != nil {
+		t.Fatalf("--token-rate 0.5: %v", err)
+	}
+}
+
+func TestFarmerRefusesWhatItWouldIgnore(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--address", "0xabc", "extra", "--size", "-5"}, `unexpected argument "extra"`},
+		{[]string{"--address", "0xabc", "--progress-every", "0s"}, "--progress-every"},
+		{[]string{"--address", "0xabc", "--batch-window", "-1s"}, "--batch-window"},
+	} {
+		err := farmerCmd(t.Context(), tc.args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want one naming %s", tc.args, err, tc.want)
+		}
+	}
+}

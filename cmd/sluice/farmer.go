@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -27,7 +28,16 @@ func farmerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: farmer takes flags only (flags after it were not read)", fs.Arg(0))
+	}
 	var errs []error
+	if *every <= 0 {
+		errs = append(errs, errors.New("--progress-every: want more than 0"))
+	}
+	if *window < 0 {
+		errs = append(errs, errors.New("--batch-window: want 0 or more"))
+	}
 	if *address == "" {
 		errs = append(errs, errors.New("--address is required"))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"net"
 	"net/http"
@@ -140,6 +141,11 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	if err := fs.FlagSet.Parse(args); err != nil {
 		return serveConfig{}, err
 	}
+	if fs.NArg() > 0 {
+		// Flag parsing stops at the first word that is not a flag: the
+		// flags after it would be dropped without a word.
+		return serveConfig{}, fmt.Errorf("unexpected argument %q: serve takes flags only (flags after it were not read)", fs.Arg(0))
+	}
 	c := serveConfig{
 		listen: *listen, databaseURL: *dbURL, dataDir: *dataDir, logLevel: *logLevel,
 		requireSignature: *reqSig, interval: *interval, challenges: *challenges, chunkSizes: *sizes,
@@ -156,8 +162,9 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	if c.trustedProxies, err = parsePrefixes(*proxies); err != nil {
 		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
 	}
-	if c.tokenRate, err = strconv.ParseFloat(*rate, 64); err != nil || c.tokenRate < 0 {
-		errs = append(errs, fmt.Errorf("--token-rate %q: want a number ≥ 0", *rate))
+	if c.tokenRate, err = strconv.ParseFloat(*rate, 64); err != nil || math.IsNaN(c.tokenRate) || math.IsInf(c.tokenRate, 0) ||
+		c.tokenRate < 0 || (c.tokenRate > 0 && c.tokenRate < minTokenRate) {
+		errs = append(errs, fmt.Errorf("--token-rate %q: want 0 (no limit) or a number from %g to any finite rate", *rate, minTokenRate))
 	}
 	for _, a := range strings.Split(*signers, ",") {
 		if a = strings.TrimSpace(a); a == "" {
@@ -258,6 +265,23 @@ func (c serveConfig) validate() error {
 	if c.databaseURL == "" && c.dataDir == "" {
 		errs = append(errs, errors.New("set --database-url or --data-dir"))
 	}
+	if c.shutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout %s: want more than 0", c.shutdownTimeout))
+	}
+	// An empty address would listen on every interface at a random port:
+	// the private listener, open to any host.
+	if strings.TrimSpace(c.listen) == "" || strings.TrimSpace(c.privateListen) == "" {
+		errs = append(errs, errors.New("--listen and --private-listen: want host:port addresses, not empty"))
+	}
+	if c.retention < 0 {
+		errs = append(errs, errors.New("--upload-retention: want 0 or more"))
+	}
+	if c.chainID < 0 {
+		errs = append(errs, errors.New("--chain-id: want 0 (ask the RPC node) or a chain id"))
+	}
+	if strings.TrimSpace(c.builtinType) == "" {
+		errs = append(errs, errors.New("--builtin-type: want a name"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -287,6 +311,9 @@ func openStore(ctx context.Context, c serveConfig, log *zap.Logger) (store, erro
 
 // flushers is how many snapshot batches are in flight at once: bbolt has
 // one writer, so a second flusher would only wait for its lock.
+// minTokenRate is the slowest --token-rate: one request a day.
+const minTokenRate = 1.0 / 86400
+
 func flushers(c serveConfig) int {
 	if c.databaseURL == "" {
 		return 1
