@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,7 +30,10 @@ func whitelistCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	switch {
+	case fs.NArg() > 1 && strings.HasPrefix(fs.Arg(1), "-"):
+		return fmt.Errorf("flags go before the file: sluice whitelist import [flags] FILE.csv (%q came after it)", fs.Arg(1))
+	case fs.NArg() != 1:
 		return errors.New("name exactly one CSV file (header row, then address,balance rows)")
 	}
 	f, err := os.Open(fs.Arg(0))

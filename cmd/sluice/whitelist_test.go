@@ -39,6 +39,11 @@ func TestWhitelistImport(t *testing.T) {
 		t.Fatalf("bad file: %v\n%s", err, out)
 	}
 
+	// A flag after the file is named as such.
+	if out, err := exec.Command(binary(t), "whitelist", "import", csv, "--data-dir", data).CombinedOutput(); err == nil || !strings.Contains(string(out), "flags go before the file") {
+		t.Fatalf("flag after the file: %v\n%s", err, out)
+	}
+
 	p := startServe(t, []string{"SLUICE_DATA_DIR=" + data, "SLUICE_WHITELIST=true"})
 	for addr, want := range map[string]int{listed: 200, poor: 400, other: 400} {
 		var body map[string]any
