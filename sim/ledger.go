@@ -76,6 +76,9 @@ type Ledger struct {
 	Expiries    []Expiry `json:"unexpected_expiries,omitempty"`
 	Differences []string `json:"differences"`
 	Skipped     bool     `json:"skipped,omitempty"`
+	// NodeGone says why the ledger was not checked when the node did not
+	// answer at the end of the run (it died, or was stopped).
+	NodeGone string `json:"node_gone,omitempty"`
 }
 
 // checkLedger compares the farmers' and uploaders' records with the node.

@@ -407,6 +407,8 @@ func (rep *Report) WriteText(w io.Writer) error {
 	l := rep.Ledger
 	p("\nLedger: ")
 	switch {
+	case l.NodeGone != "":
+		p("not checked: the node did not answer at the end of the run (%s).\n", l.NodeGone)
 	case l.Skipped:
 		p("not checked.\n")
 	default:

@@ -332,7 +332,14 @@ loop:
 		rep.Ledger.Skipped = true
 	} else {
 		checkCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		rep.Ledger = r.checkLedger(checkCtx, farmers)
+		// A node that is gone would make every farmer a difference, which
+		// reads like lost data: say that the node is gone instead.
+		if err := r.api.waitReady(checkCtx, 10*time.Second); err != nil {
+			rep.Ledger.Skipped, rep.Ledger.NodeGone = true, err.Error()
+			rep.Notes = append(rep.Notes, "the node did not answer at the end of the run ("+err.Error()+"): the ledger was not checked")
+		} else {
+			rep.Ledger = r.checkLedger(checkCtx, farmers)
+		}
 		cancel()
 	}
 	rep.LedgerOK = !rep.Ledger.Skipped && len(rep.Ledger.Differences) == 0

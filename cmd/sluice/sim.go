@@ -200,6 +200,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	switch {
 	case ctx.Err() != nil:
 		return errors.New("interrupted: the ledger was not checked")
+	case rep.Ledger.NodeGone != "":
+		return fmt.Errorf("the node did not answer at the end of the run (%s): the ledger was not checked", rep.Ledger.NodeGone)
 	case rep.Refused > 0:
 		return fmt.Errorf("%d virtual farmers got no token: start the node with --max-tokens-per-ip 0 (see Notes)", rep.Refused)
 	case !rep.LedgerOK:

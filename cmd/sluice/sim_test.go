@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -247,5 +250,43 @@ func TestSimAgainstDefaultNode(t *testing.T) {
 	}
 	if rep.Refused != 21 || len(rep.Anomalies) != 0 {
 		t.Errorf("%d farmers refused, anomalies %q; want 21 (26 less the 5 allowed) and none", rep.Refused, rep.Anomalies)
+	}
+}
+
+// TestSimNodeDiesMidway: a node killed during a run is reported as gone,
+// with a non-zero exit, and not as a ledger full of differences (which
+// would read as lost data).
+func TestSimNodeDiesMidway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	t.Parallel()
+	p := startServe(t, []string{"SLUICE_DATA_DIR=" + t.TempDir(), "SLUICE_DATABASE_URL="},
+		"--challenge-interval", "2s", "--max-tokens-per-ip", "0")
+	node := strings.TrimSuffix(p.api, "/api/downstream/v1")
+	scenario := filepath.Join(t.TempDir(), "short.json")
+	os.WriteFile(scenario, []byte(`{"duration":"6s","interval_hint":"2s","request_timeout":"1s","farmers":[{"kind":"honest","count":3,"size":"64KiB"}]}`), 0o600)
+	go func() {
+		// Kill the node once it has accepted a proof (bounded wait).
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			res, err := http.Get(node + "/metrics")
+			if err == nil {
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if strings.Contains(string(body), `sluice_proofs_total{result="accepted"}`) {
+					break
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		p.cmd.Process.Signal(syscall.SIGKILL)
+	}()
+	_, stderr, code := simProcess(t, scenario, "--node", node)
+	if code == 0 || !strings.Contains(stderr.String(), "the node did not answer at the end of the run") {
+		t.Fatalf("exit %d, want non-zero with the node named as gone; stderr:\n%s", code, lastLines(stderr.String(), 5))
+	}
+	if strings.Contains(stderr.String(), "differences") {
+		t.Fatalf("the node's death was reported as ledger differences:\n%s", lastLines(stderr.String(), 5))
 	}
 }
