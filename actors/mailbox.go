@@ -63,8 +63,16 @@ func (q *msgQueue) pop() any {
 	m := q.items[q.head]
 	q.items[q.head] = nil
 	q.head++
-	if q.head == len(q.items) {
+	switch {
+	case q.head == len(q.items):
 		q.items, q.head = nil, 0
+	case q.head >= 64 && 2*q.head >= len(q.items):
+		// A backlog that never drains: move what is left to the front,
+		// so the array stays within twice the backlog instead of
+		// keeping every slot it ever used.
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
 	}
 	return m
 }

@@ -120,3 +120,17 @@ func TestLeanMailboxSystemFirstAndSuspension(t *testing.T) {
 		}
 	})
 }
+
+// A queue that never empties keeps no more than twice its backlog.
+func TestMsgQueueBacklogStaysBounded(t *testing.T) {
+	var q msgQueue
+	q.push(0)
+	for i := 1; i <= 1_000_000; i++ {
+		q.push(i)
+		q.pop()
+	}
+	t.Logf("1 message queued, backing array cap %d (%d bytes)", cap(q.items), cap(q.items)*16)
+	if cap(q.items) > 1024 {
+		t.Errorf("backing array grew to %d slots with one message queued", cap(q.items))
+	}
+}

@@ -141,8 +141,13 @@ func (p *uploadPool) add(quote string, chunks []sluice.Chunk) {
 			p.open = append(p.open, c)
 		} else if laterEnd(ch.End, c.ch.End) {
 			// The same bytes wanted for longer: contracts made from now
-			// on last until the later end.
+			// on last until the later end. A piece dropped from the open
+			// list at its old end is offered again.
 			c.ch.End = ch.End
+			if !c.listed && p.short(c) {
+				c.listed = true
+				p.open = append(p.open, c)
+			}
 		}
 		// A quote is listed on a chunk exactly when the chunk is listed
 		// for the quote (a re-add after a restart, or the same bytes twice
@@ -264,7 +269,7 @@ func (p *uploadPool) displace(farmer string, size int64, now time.Time) bool {
 		return false
 	}
 	for c := range p.claimed[farmer] {
-		if cl := c.claims[farmer]; !now.Before(cl.until) {
+		if cl := c.claims[farmer]; !now.Before(cl.until) || !stored(c, now) {
 			p.dropClaim(c, farmer)
 		} else if cl.freed < c.ch.Size && p.short(c) {
 			cl.freed += size

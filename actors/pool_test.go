@@ -222,3 +222,49 @@ func TestPoolPiecePastItsEnd(t *testing.T) {
 		t.Fatal("a prototype contract was displaced for a piece past its end")
 	}
 }
+
+// A piece dropped from the open list at its end is offered again when a
+// later quote with the same bytes moves its end (docs/uploader.md).
+func TestPoolPieceOfferedAgainForALaterEnd(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newUploadPool(1, time.Minute)
+	a := poolChunkOf(1, 1024)
+	a.End = t0.Add(time.Hour)
+	p.add("qa", []sluice.Chunk{a})
+	if got := p.take("f1", 1<<20, 0, t0); len(got) != 1 {
+		t.Fatalf("take: %d", len(got))
+	}
+	p.prove("f1", a.FileHash)
+	end := t0.Add(time.Hour)
+	p.lost("f1", a.FileHash, false) // contract ended at qa's end
+	// Some farmer asks after the end: the piece is delisted.
+	if got := p.take("f2", 1<<20, 0, end); len(got) != 0 {
+		t.Fatalf("take at end: %+v", got)
+	}
+	// A new quote uploads the same bytes for another day.
+	b := a
+	b.Quote = "qb"
+	b.End = end.Add(24 * time.Hour)
+	p.add("qb", []sluice.Chunk{b})
+	later := end.Add(time.Minute)
+	if got := p.take("f3", 1<<20, 0, later); len(got) != 1 {
+		t.Fatalf("qb's piece (end %s) not offered at %s: %d chunks; open list %d", b.End, later, len(got), len(p.open))
+	}
+}
+
+// No prototype contract ends to make room for a claimed piece whose
+// storage period is over.
+func TestPoolNoRoomMadeForAClaimPastItsEnd(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newUploadPool(1, time.Hour)
+	ch := poolChunkOf(1, 64*1024)
+	ch.End = t0.Add(time.Minute)
+	p.add("q", []sluice.Chunk{ch})
+	if !p.displace("f1", 16*1024, t0) { // claim, freed 16 KiB of 64
+		t.Fatal("no claim made")
+	}
+	after := t0.Add(2 * time.Minute) // past the piece's end, claim still standing
+	if p.displace("f1", 16*1024, after) {
+		t.Fatal("a prototype contract was ended to make room for a piece past its end")
+	}
+}

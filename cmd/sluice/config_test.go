@@ -144,3 +144,16 @@ func TestFarmerRefusesWhatItWouldIgnore(t *testing.T) {
 		}
 	}
 }
+
+// TestFarmerBatchWindowZeroSendsAtOnce: --batch-window 0 is no batching,
+// not the library's default window of a second.
+func TestFarmerBatchWindowZeroSendsAtOnce(t *testing.T) {
+	cfg, _, err := parseFarmer([]string{"--address", "0xabc", "--batch-window", "0"}, io.Discard)
+	if err != nil || cfg.BatchWindow >= 0 {
+		t.Fatalf("--batch-window 0: window %v, %v; want a negative window (send at once)", cfg.BatchWindow, err)
+	}
+	cfg, _, err = parseFarmer([]string{"--address", "0xabc"}, io.Discard)
+	if err != nil || cfg.BatchWindow != time.Second {
+		t.Fatalf("default: window %v, %v; want 1s", cfg.BatchWindow, err)
+	}
+}
