@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -107,6 +108,9 @@ func parseSim(args []string, out io.Writer) (simConfig, error) {
 	}
 	if (c.chainRPC == "") != (c.payKeys == "") {
 		errs = append(errs, errors.New("--chain-rpc and --pay-keys go together"))
+	}
+	if u, err := url.Parse(c.node); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--node %q: want the node's base URL, such as http://127.0.0.1:8000", c.node))
 	}
 	var err error
 	if len(positional) <= 1 {

@@ -189,6 +189,8 @@ func TestSimUsage(t *testing.T) {
 		{[]string{"restart", "--node", "http://127.0.0.1:8000"}, "", "drop --node"},
 		{[]string{"restart", "--duration", "5s"}, "", "restart.at must fall within the duration"},
 		{[]string{filepath.Join(t.TempDir(), "missing.json")}, "", "no such file"},
+		{[]string{"--node", "garbage"}, "", `--node "garbage": want the node's base URL`},
+		{[]string{"--node", "ftp://127.0.0.1:8000"}, "", "want the node's base URL"},
 		{nil, "SLUICE_SIM_PROGRESS_EVERY=often", `SLUICE_SIM_PROGRESS_EVERY="often"`},
 	} {
 		if c.env != "" {
