@@ -128,15 +128,14 @@ func (c *errorConn) Write(p []byte) (int, error) {
 	c.replying = true
 	status, text, plain := parsePlainError(p)
 	var path string
-	var known bool
 	if plain {
-		path, known = requestPath(c.head[:c.n])
+		path = requestPath(c.head[:c.n])
 	}
 	c.mu.Unlock()
 	if !plain {
 		return c.Conn.Write(p)
 	}
-	if _, err := c.Conn.Write(jsonError(status, text, path, known, c.public)); err != nil {
+	if _, err := c.Conn.Write(jsonError(status, text, path, c.public)); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -160,13 +159,13 @@ func (c *errorConn) CloseWrite() error {
 	return nil
 }
 
-// requestPath is the path of the request line at the start of head, and
-// whether there was one.
-func requestPath(head []byte) (string, bool) {
+// requestPath is the path of the request line at the start of head, or
+// "" when there is none.
+func requestPath(head []byte) string {
 	line, _, _ := bytes.Cut(head, []byte("\n"))
 	_, target, ok := bytes.Cut(bytes.TrimLeft(line, " "), []byte(" "))
 	if !ok {
-		return "", false
+		return ""
 	}
 	target, _, _ = bytes.Cut(bytes.TrimLeft(target, " "), []byte(" "))
 	if i := bytes.IndexAny(target, "?#"); i >= 0 {
@@ -177,14 +176,11 @@ func requestPath(head []byte) (string, bool) {
 		rest := target[i+3:]
 		j := bytes.IndexByte(rest, '/')
 		if j < 0 {
-			return "/", true
+			return "/"
 		}
 		target = rest[j:]
 	}
-	if len(target) == 0 {
-		return "", false
-	}
-	return string(target), true
+	return string(target)
 }
 
 // parsePlainError tells whether p is one of net/http's own error replies,
@@ -213,12 +209,12 @@ func parsePlainError(p []byte) (status, text string, ok bool) {
 }
 
 // jsonError is the JSON reply for net/http's reply of status and text to a
-// request for path (when known): the farmer API's format under its prefix
-// on the public listener, the uploader API's everywhere else.
-func jsonError(status, text, path string, known, public bool) []byte {
+// request for path ("" when unknown): the farmer API's format under its
+// prefix on the public listener, the uploader API's everywhere else.
+func jsonError(status, text, path string, public bool) []byte {
 	msg := plainErrorMessage(status, text)
 	var body []byte
-	if public && known && isFarmerPath(path) {
+	if public && isFarmerPath(path) {
 		body, _ = json.Marshal(errorBody{Status: "error", Message: msg})
 	} else {
 		body, _ = json.Marshal(uploaderErrorBody{Error: msg})

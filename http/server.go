@@ -7,8 +7,6 @@ package http
 import (
 	"cmp"
 	"context"
-	"errors"
-	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -271,14 +269,9 @@ func (s *Server) Private(reg *microservice.Registry) http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.observe)
 	r.Post("/register", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxQuoteBody))
+		body, err := readSmallBody(w, r, maxQuoteBody)
 		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				writeJSON(w, http.StatusRequestEntityTooLarge, uploaderErrorBody{Error: sluice.Message(errBodyTooLarge)})
-				return
-			}
-			writeJSON(w, http.StatusBadRequest, uploaderErrorBody{Error: "Invalid input data: the body could not be read."})
+			writeJSON(w, farmerStatus(err), uploaderErrorBody{Error: sluice.Message(err)})
 			return
 		}
 		code, reply := reg.Register(r.Context(), body)

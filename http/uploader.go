@@ -195,16 +195,9 @@ func (s *Server) getQuote(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxQuoteBody))
+	raw, err := readSmallBody(w, r, maxQuoteBody)
 	if err != nil {
-		// Only a body past the limit is too large; any other failure (a
-		// read timeout, a client that went away mid-body) is the body's.
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			s.uploaderError(w, r, errBodyTooLarge)
-			return
-		}
-		s.uploaderError(w, r, invalid("the body could not be read."))
+		s.uploaderError(w, r, err)
 		return
 	}
 	req, err := parseQuote(raw)
@@ -218,6 +211,21 @@ func (s *Server) getQuote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, res)
+}
+
+// readSmallBody reads a request body of at most limit bytes. Only a body
+// past the limit is too large (413); any other failure (a read timeout, a
+// client that went away mid-body) is the body's (400).
+func readSmallBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, errBodyTooLarge
+		}
+		return nil, invalid("the body could not be read.")
+	}
+	return raw, nil
 }
 
 func invalid(format string, args ...any) error {
@@ -256,7 +264,7 @@ func parseQuote(raw []byte) (actors.QuoteRequest, error) {
 		return req, invalid("userAddress is not an Ethereum address (0x and 40 hex digits).")
 	case b.Payment == nil || len(b.Payment.ChainID) == 0 || string(b.Payment.ChainID) == "null":
 		return req, invalid("payment.chainId is missing.")
-	case !validChainIDOf(b.Payment.ChainID):
+	case !validChainID(b.Payment.ChainID):
 		return req, invalid("payment.chainId must be a string or a whole number.")
 	}
 	req.Type, req.Owner, req.ChainID, req.Token = *b.Type, b.UserAddress, b.Payment.ChainID, b.Payment.TokenAddress
@@ -295,9 +303,9 @@ func isAddress(s string) bool {
 	return len(s) == 2+2*common.AddressLength && strings.HasPrefix(s, "0x") && common.IsHexAddress(s)
 }
 
-// validChainIDOf reports whether a getQuote chainId is one /register
-// would take too (microservice.ChainID).
-func validChainIDOf(raw json.RawMessage) bool {
+// validChainID reports whether a getQuote chainId is one /register would
+// take too (microservice.ChainID).
+func validChainID(raw json.RawMessage) bool {
 	_, ok := microservice.ChainID(raw)
 	return ok
 }
@@ -323,13 +331,9 @@ func signedParams(w http.ResponseWriter, r *http.Request) (quoteID, nonce, signa
 		}
 		return quoteID, nonce, signature, nil
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSignedBody))
+	raw, err := readSmallBody(w, r, maxSignedBody)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return "", "", "", errBodyTooLarge
-		}
-		return "", "", "", invalid("the body could not be read.")
+		return "", "", "", err
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return "", "", "", nil

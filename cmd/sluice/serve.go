@@ -94,6 +94,9 @@ type serveConfig struct {
 	payeeKeyFile     string
 }
 
+// minTokenRate is the slowest --token-rate: one request a day.
+const minTokenRate = 1.0 / 86400
+
 func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	fs := newFlagSet("sluice serve", "SLUICE_", out)
 	listen := fs.String("listen", ":8000", "address of the public HTTP listener")
@@ -311,9 +314,6 @@ func openStore(ctx context.Context, c serveConfig, log *zap.Logger) (store, erro
 
 // flushers is how many snapshot batches are in flight at once: bbolt has
 // one writer, so a second flusher would only wait for its lock.
-// minTokenRate is the slowest --token-rate: one request a day.
-const minTokenRate = 1.0 / 86400
-
 func flushers(c serveConfig) int {
 	if c.databaseURL == "" {
 		return 1
