@@ -34,8 +34,9 @@ type answerItem struct {
 	Index int
 	Done  chan<- answerDone
 	By    time.Time
-	id    string     // the contract's id
-	token *actor.PID // the token's actor, which handed the item on
+	id    string          // the contract's id
+	hash  sluice.FileHash // and its chunk's hash
+	token *actor.PID      // the token's actor, which handed the item on
 }
 
 type answerDone struct {

@@ -36,6 +36,12 @@ type Directory interface {
 	// Tell sends msg without waiting; it reports false when no live actor
 	// has the identity.
 	Tell(who Identity, msg any) bool
+	// Resolve finds the actor once, for a caller that sends to it often:
+	// SendUserMessage on the result posts to its mailbox without a
+	// lookup. The result goes stale when the actor stops (what is sent
+	// then is dropped, as what is queued when an actor stops is), so a
+	// caller keeps one only while it knows the actor is live.
+	Resolve(who Identity) (actor.Process, bool)
 	// Alive reports whether a live actor has the identity.
 	Alive(who Identity) bool
 }
@@ -168,6 +174,10 @@ func (d *localDirectory) Tell(who Identity, msg any) bool {
 	}
 	proc.SendUserMessage(nil, msg)
 	return true
+}
+
+func (d *localDirectory) Resolve(who Identity) (actor.Process, bool) {
+	return d.local(who)
 }
 
 func (d *localDirectory) Alive(who Identity) bool {

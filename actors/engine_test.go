@@ -679,3 +679,70 @@ func TestEarlyDeadlineMessageWaitsForTheDeadline(t *testing.T) {
 		}
 	})
 }
+
+// countingDirectory counts the lookups a token makes to reach a contract.
+type countingDirectory struct {
+	Directory
+	mu       sync.Mutex
+	resolved int
+}
+
+func (d *countingDirectory) Resolve(who Identity) (actor.Process, bool) {
+	d.mu.Lock()
+	d.resolved++
+	d.mu.Unlock()
+	return d.Directory.Resolve(who)
+}
+
+func (d *countingDirectory) lookups() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.resolved
+}
+
+// A token looks its contract's actor up for the first answer only; the
+// entry goes when the contract closes, so an answer after that is looked
+// up again and answered from the archived record.
+func TestTokenKeepsItsContractsActor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		synctest.Wait()
+		dir := &countingDirectory{Directory: n.Engine.dir}
+		n.Engine.dir = dir
+		ctx := context.Background()
+		raw, cs := newContracts(t, n, 32<<10)
+		c := cs[0]
+
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); err != nil {
+			t.Fatalf("answer: %v", err)
+		}
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); !errors.Is(err, sluice.ErrAlreadyAnswered) {
+			t.Fatalf("second answer: got %v, want %q", err, sluice.MsgAlreadyAnswered)
+		}
+		if got := dir.lookups(); got != 1 {
+			t.Fatalf("lookups after two answers: %d, want 1", got)
+		}
+		sleepUntil(c.Due)
+		r, _ := n.Challenge(ctx, raw, c.FileHash)
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, r.Challenge)); err != nil {
+			t.Fatalf("answer the next challenge: %v", err)
+		}
+		if got := dir.lookups(); got != 1 {
+			t.Fatalf("lookups after the next challenge's answer: %d, want 1", got)
+		}
+
+		// Unanswered past its due time: the contract expires and closes.
+		sleepUntil(r.Due.Add(interval))
+		if got, _ := store.contract(c.ID()); got.State != sluice.ContractExpired {
+			t.Fatalf("state %s, want expired", got.State)
+		}
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, r.Challenge)); !errors.Is(err, sluice.ErrContractExpired) {
+			t.Fatalf("answer after expiry: got %v, want %q", err, sluice.MsgContractExpired)
+		}
+		if got := dir.lookups(); got != 2 {
+			t.Fatalf("lookups after the contract closed: %d, want 2 (its actor looked up again)", got)
+		}
+	})
+}

@@ -316,7 +316,7 @@ func (e *Engine) AnswersReusable(ctx context.Context, raw sluice.RawToken, items
 	batch := &answerBatch{Raw: raw, Items: make([]answerItem, len(items)), Done: done}
 	for i, it := range items {
 		batch.Items[i] = answerItem{Proof: it.Proof, Index: i, Done: done, By: by,
-			id: sluice.ContractID(farmer, it.Hash)}
+			id: sluice.ContractID(farmer, it.Hash), hash: it.Hash}
 	}
 	token := tokenIdentity(farmer)
 	if !e.dir.Tell(token, batch) {
