@@ -118,6 +118,7 @@ func TestServeRefusesWhatItWouldIgnore(t *testing.T) {
 		{[]string{"--upload-retention", "-1h"}, "--upload-retention"},
 		{[]string{"--chain-id", "-3"}, "--chain-id"},
 		{[]string{"--builtin-type", " "}, "--builtin-type"},
+		{[]string{"--gc-headroom", "-1"}, "gc-headroom"},
 	} {
 		_, err := parseServe(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -28,6 +28,7 @@ import (
 	"github.com/sluicehq/sluice/geo"
 	sluicehttp "github.com/sluicehq/sluice/http"
 	sluiceblobs "github.com/sluicehq/sluice/internal/blobs"
+	"github.com/sluicehq/sluice/internal/gcheadroom"
 	"github.com/sluicehq/sluice/internal/payments"
 	"github.com/sluicehq/sluice/metrics"
 	"github.com/sluicehq/sluice/microservice"
@@ -68,6 +69,7 @@ type serveConfig struct {
 	requestTimeout   time.Duration
 	uploadIdle       time.Duration
 	downloadIdle     time.Duration
+	gcHeadroom       int64
 	maxTokensPerIP   int
 	trustedProxies   []netip.Prefix
 	tokenRate        float64
@@ -141,6 +143,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	confirmations := fs.Int("chain-confirmations", 1, "blocks on top of a payment before it counts")
 	chainTokens := fs.String("chain-tokens", "", "accepted ERC-20 tokens: SYMBOL:0xaddress,...")
 	payeeKey := fs.String("payee-key-file", "", "file holding the payee account's private key in hex (the approveAddress)")
+	gcHeadroom := fs.Bytes("gc-headroom", 256<<20, "least heap growth between two garbage collections (0: GOGC alone decides)")
 	if err := fs.FlagSet.Parse(args); err != nil {
 		return serveConfig{}, err
 	}
@@ -154,7 +157,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 		requireSignature: *reqSig, interval: *interval, challenges: *challenges, chunkSizes: *sizes,
 		chunksPerRequest: *perReq, maxPerAddress: *perAddr, defaultChunk: *defChunk, maxBody: *maxBody,
 		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown, requestTimeout: *reqTimeout, uploadIdle: *uploadIdle,
-		downloadIdle:   *downloadIdle,
+		downloadIdle: *downloadIdle, gcHeadroom: *gcHeadroom,
 		maxTokensPerIP: *perIP, tokenBurst: *burst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl, geoipDB: *geoipDB,
 		privateListen: *private, uploadDir: *uploadDir, quoteTTL: *quoteTTL, storageTTL: *storageTTL,
 		builtinType: *builtin, redundancy: *redundancy, uploadChunk: *uploadChunk, retention: *retention,
@@ -331,6 +334,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync()
+	// A small node under heavy answer load would otherwise collect many
+	// times a second (internal/gcheadroom).
+	defer gcheadroom.Start(uint64(c.gcHeadroom)).Stop()
 	m := metrics.New()
 
 	st, err := openStore(ctx, c, log)

@@ -1,0 +1,126 @@
+package gcheadroom
+
+import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"testing"
+)
+
+func TestPercent(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		base        int
+		floor, live uint64
+		want        int
+	}{
+		{100, 256 * mib, 32 * mib, 800},   // small heap: the floor wins
+		{100, 256 * mib, 100 * mib, 256},  // rounded up, never under the floor
+		{100, 256 * mib, 256 * mib, 100},  // equal: GOGC's own headroom
+		{100, 256 * mib, 1024 * mib, 100}, // large heap: never below base
+		{300, 256 * mib, 128 * mib, 300},  // an operator's GOGC is a floor too
+		{100, 256 * mib, 0, 1e6},          // an empty heap: capped
+	} {
+		if got := Percent(c.base, c.floor, c.live); got != c.want {
+			t.Errorf("Percent(%d, %d MiB, %d MiB) = %d, want %d", c.base, c.floor/mib, c.live/mib, got, c.want)
+		}
+	}
+}
+
+// runtimeGOGC is the GOGC the runtime uses now.
+func runtimeGOGC(t *testing.T) int {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		t.Fatal("runtime/metrics has no /gc/gogc:percent")
+	}
+	return int(s[0].Value.Uint64())
+}
+
+// collectUntil runs collections until cond holds, at most 200 of them (the
+// floor adjusts on the runtime's cleanup goroutine after a collection).
+func collectUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 200 {
+		if cond() {
+			return
+		}
+		runtime.GC()
+		runtime.Gosched()
+	}
+	t.Fatalf("after 200 collections: %s", what)
+}
+
+// The test binary's live heap is a few MiB: a 512 MiB floor raises GOGC
+// well above 100 after a collection, and Stop puts it back.
+func TestFloorRaisesGOGCOnSmallHeap(t *testing.T) {
+	base := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(base)
+	f := Start(512 << 20)
+	defer f.Stop()
+	collectUntil(t, "GOGC never raised", func() bool { return runtimeGOGC(t) > 1000 })
+	if got, set := runtimeGOGC(t), f.GOGC(); got != set {
+		t.Errorf("runtime GOGC %d, floor says it set %d", got, set)
+	}
+	f.Stop()
+	if got := runtimeGOGC(t); got != 100 {
+		t.Errorf("GOGC after Stop = %d, want 100", got)
+	}
+	// Stopped: collections change nothing any more.
+	debug.SetGCPercent(150)
+	for range 5 {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	if got := runtimeGOGC(t); got != 150 {
+		t.Errorf("GOGC after Stop and collections = %d, want 150", got)
+	}
+}
+
+// A live heap bigger than the floor keeps the base GOGC; a floor of 0
+// changes nothing at all.
+func TestFloorLeavesLargeHeapAndZeroAlone(t *testing.T) {
+	base := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(base)
+	hold := make([][]byte, 64)
+	for i := range hold {
+		hold[i] = make([]byte, 1<<20)
+	}
+	f := Start(8 << 20) // below the 64 MiB held
+	defer f.Stop()
+	for range 5 {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	if got := runtimeGOGC(t); got != 100 {
+		t.Errorf("GOGC with 64 MiB live and an 8 MiB floor = %d, want 100", got)
+	}
+	runtime.KeepAlive(hold)
+	f.Stop()
+
+	z := Start(0)
+	defer z.Stop()
+	debug.SetGCPercent(120)
+	for range 5 {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	if got := runtimeGOGC(t); got != 120 {
+		t.Errorf("GOGC with no floor = %d, want 120 (left alone)", got)
+	}
+}
+
+// GOGC=off stays off.
+func TestFloorLeavesGCOff(t *testing.T) {
+	base := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(base)
+	f := Start(512 << 20)
+	defer f.Stop()
+	for range 3 {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	if got := debug.SetGCPercent(-1); got != -1 {
+		t.Errorf("GOGC = %d after a floor started with GC off, want off", got)
+	}
+}
