@@ -85,6 +85,7 @@ type (
 		err    error
 	}
 	chunksHeld    struct{}
+	storageEnded  struct{} // the end of a built-in quote's storage period
 	backendResult struct{ err error }
 )
 
@@ -168,6 +169,8 @@ func (a *quoteActor) Receive(c actor.Context) {
 		if a.q.Status == sluice.StatusUploading && a.e.pool.held(a.q.ID) {
 			a.set(c, func(q *quoteState) { q.Status = sluice.StatusDone })
 		}
+	case *storageEnded:
+		a.storageEnded(c)
 	case *backendResult:
 		a.working = false
 		if msg.err != nil {
@@ -325,12 +328,74 @@ func (a *quoteActor) progress(c actor.Context) {
 			return
 		}
 		a.e.pool.add(q.ID, q.Chunks)
-		a.set(c, func(q *quoteState) { q.Status = sluice.StatusUploading })
+		if a.set(c, func(q *quoteState) { q.Status = sluice.StatusUploading }) {
+			a.armStorageEnd(c)
+		}
 		c.Send(c.Self(), &chunksHeld{})
 	case q.Status == sluice.StatusUploading && q.Type == a.e.cfg.Uploads.Builtin:
 		a.e.pool.add(q.ID, q.Chunks) // after a restart; duplicates are ignored
+		a.armStorageEnd(c)
 		c.Send(c.Self(), &chunksHeld{})
 	}
+}
+
+// storageEnd is when a built-in quote's storage period ends: its pieces
+// share one end (zero: none).
+func storageEnd(q sluice.Quote) time.Time {
+	var end time.Time
+	for _, ch := range q.Chunks {
+		if ch.End.IsZero() {
+			return time.Time{}
+		}
+		end = later(end, ch.End)
+	}
+	return end
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// armStorageEnd sets the timer of a built-in quote still being placed on
+// farmers at the end of its storage period. Pieces are not handed out
+// past that end, so a quote that is not held by then never will be.
+func (a *quoteActor) armStorageEnd(c actor.Context) {
+	end := storageEnd(a.q.Quote)
+	if end.IsZero() {
+		return
+	}
+	if a.timer != nil {
+		a.timer()
+	}
+	a.timer = a.e.sched.SendOnce(max(0, end.Sub(a.e.now())), c.Self(), &storageEnded{})
+}
+
+// storageEnded ends a built-in quote whose storage period ran out before
+// every piece had its farmers: the upload failed (401). A quote held in
+// time is done (400) and stays so.
+func (a *quoteActor) storageEnded(c actor.Context) {
+	a.timer = nil
+	if a.q.Status != sluice.StatusUploading || a.q.Type != a.e.cfg.Uploads.Builtin {
+		return
+	}
+	if end := storageEnd(a.q.Quote); end.IsZero() {
+		return
+	} else if a.e.now().Before(end) {
+		a.armStorageEnd(c) // early, by the node's clock
+		return
+	}
+	if a.e.pool.held(a.q.ID) {
+		a.set(c, func(q *quoteState) { q.Status = sluice.StatusDone })
+		return
+	}
+	a.e.log.Warn(eventQuoteStorage, zap.String("quote", a.q.ID),
+		zap.String("reason", "storage period ended before every piece was held"))
+	// Not committed: set sends quoteProgress in a second, which arms the
+	// timer again, already due.
+	a.set(c, func(q *quoteState) { q.Status = sluice.StatusInternalError })
 }
 
 // sealed records the CIDs the seal step found, then removes the pending

@@ -188,3 +188,44 @@ func TestConcurrentQuotesWithOneBackendID(t *testing.T) {
 		}
 	})
 }
+
+// builtinAt is a built-in quote whose one sealed file was cut into one
+// piece that stays stored until end, at status.
+func builtinAt(id string, status int, end time.Time) quoteState {
+	return quoteState{Quote: sluice.Quote{ID: id, Type: "sluice", Lengths: []int64{5}, Amount: "0", Status: status,
+		Files:  []sluice.StoredFile{{Name: "a.txt", CID: "bafkreib" + id, Length: 5}},
+		Chunks: []sluice.Chunk{{FileHash: sluice.HashBytes([]byte(id)), Size: 5, Quote: id, End: end}}}}
+}
+
+// TestBuiltinQuoteFailsWhenItsStorageEndsUnplaced: pieces are not handed
+// to farmers past their storage end, so a built-in quote still being
+// placed then has failed (401) rather than staying at 300 for ever; one
+// whose end passed while the node was down fails at start-up.
+func TestBuiltinQuoteFailsWhenItsStorageEndsUnplaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := newMemStore()
+		end := time.Now().Add(time.Hour)
+		running, stale := builtinAt("running", sluice.StatusUploading, end), builtinAt("stale", sluice.StatusUploading, time.Now().Add(-time.Second))
+		if err := store.Write(ctx, []sluice.Record{quoteRecord(&running), quoteRecord(&stale)}); err != nil {
+			t.Fatal(err)
+		}
+		n := startWith(t, store, Config{})
+		defer n.stop()
+		synctest.Wait()
+		if q := storedQuote(t, store, "stale"); q.Status != sluice.StatusInternalError {
+			t.Fatalf("quote whose storage ended while the node was down: status %d, want 401", q.Status)
+		}
+		sleepUntil(end.Add(-time.Nanosecond))
+		if q := storedQuote(t, store, "running"); q.Status != sluice.StatusUploading {
+			t.Fatalf("a nanosecond before its storage end: status %d, want 300", q.Status)
+		}
+		sleepUntil(end)
+		if q := storedQuote(t, store, "running"); q.Status != sluice.StatusInternalError {
+			t.Fatalf("at its storage end with no piece placed: status %d, want 401", q.Status)
+		}
+		if st, err := n.QuoteStatus(ctx, "running"); err != nil || st != sluice.StatusInternalError {
+			t.Fatalf("getStatus: %d, %v; want 401", st, err)
+		}
+	})
+}
