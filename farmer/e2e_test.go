@@ -11,6 +11,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/actors"
 	"github.com/sluicehq/sluice/farmer"
+	sluicehttp "github.com/sluicehq/sluice/http"
 	"github.com/sluicehq/sluice/internal/nodetest"
 )
 
@@ -70,5 +71,43 @@ func TestFarmerAgainstNode(t *testing.T) {
 				t.Fatal("farmer did not stop within 10s of cancel")
 			}
 		})
+	}
+}
+
+// TestFarmerLargerThanTheNodesRequestLimit: a node refuses a /chunk call
+// for more than its limit with 400; a farmer whose size is over it asks
+// for less instead of being refused for ever, and fills in several calls.
+func TestFarmerLargerThanTheNodesRequestLimit(t *testing.T) {
+	s := nodetest.Stores(t)[0]
+	n := nodetest.Start(t, s.Open(t), nodetest.Options{
+		Engine: actors.Config{
+			Terms:      sluice.Terms{Interval: time.Minute, Challenges: 256},
+			ChunkSizes: []int64{32 << 10, 256 << 10},
+		},
+		HTTP: sluicehttp.Config{MaxChunkRequest: 300 << 10},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- farmer.Run(ctx, farmer.Config{
+			Node: n.URL, Address: "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
+			Size: 1 << 20, Dir: t.TempDir(), BatchWindow: 50 * time.Millisecond,
+		})
+	}()
+	// 1 MiB, then 512 KiB are refused; 256 KiB calls fill it in four.
+	deadline := time.After(60 * time.Second)
+	for metrics.Value(n.Metrics.LiveContracts) < 4 {
+		select {
+		case err := <-done:
+			t.Fatalf("farmer stopped: %v", err)
+		case <-deadline:
+			t.Fatalf("after 60s: %v live contracts, want 4 (1 MiB in 256 KiB calls)", metrics.Value(n.Metrics.LiveContracts))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("farmer stop: %v", err)
 	}
 }

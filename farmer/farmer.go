@@ -114,6 +114,7 @@ const (
 	evChallengeFailed = "challenge.failed"
 	evFillFailed      = "fill.failed"
 	evNodeOverfilled  = "fill.overfilled"
+	evFillSmaller     = "fill.smaller"
 )
 
 // errTokenLost ends a session whose token the node no longer knows; Run

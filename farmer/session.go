@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +25,7 @@ import (
 const (
 	fillPace    = 3 * time.Second        // between /chunk calls while the node has chunks
 	fillRecheck = 30 * time.Second       // when full, when the node is dry, after a refusal
+	minFillAsk  = 32 << 10               // least a /chunk call asks for after size refusals
 	minRefetch  = 250 * time.Millisecond // least wait before asking again for a challenge
 	maxAnswers  = 256                    // proofs per /answer call (about 8 KB each)
 	maxHashes   = 1000                   // hashes per /challenge call
@@ -96,8 +98,9 @@ type (
 		err             error
 	}
 	fillDone struct {
-		got int
-		err error
+		asked int64
+		got   int
+		err   error
 	}
 	provedEvent struct {
 		c    *contract
@@ -148,8 +151,12 @@ type session struct {
 
 	fill, prover, answer, fetch lane
 	nextFill                    time.Time
-	nextProgress                time.Time
-	count                       counters
+	// fillCap is the most one /chunk call asks for (0: no cap): the node
+	// refuses sizes above its own limit with 400, and a farmer larger than
+	// that fills in several calls instead.
+	fillCap      int64
+	nextProgress time.Time
+	count        counters
 
 	ctx    context.Context // cancelled when the session ends
 	events chan any
@@ -406,6 +413,9 @@ func (s *session) dispatchFill(now time.Time) {
 		s.nextFill = now.Add(fillRecheck)
 		return
 	}
+	if s.fillCap > 0 {
+		want = min(want, s.fillCap)
+	}
 	s.fill.busy = true
 	s.spawn(func(ctx context.Context) { s.runFill(ctx, want) })
 }
@@ -417,7 +427,7 @@ func (s *session) runFill(ctx context.Context, want int64) {
 	items, err := s.client.Chunks(ctx, s.token, want)
 	recv := time.Now()
 	if err != nil {
-		s.emit(&fillDone{err: err})
+		s.emit(&fillDone{asked: want, err: err})
 		return
 	}
 	got, total := 0, int64(0)
@@ -437,7 +447,7 @@ func (s *session) runFill(ctx context.Context, want int64) {
 		}
 		s.emit(ev)
 	}
-	s.emit(&fillDone{got: got})
+	s.emit(&fillDone{asked: want, got: got})
 }
 
 // obtain gets a chunk's bytes into place and checks them. It must finish
@@ -500,6 +510,15 @@ func (s *session) handleFillDone(ev *fillDone, now time.Time) error {
 		if IsNonexistentToken(ev.err) {
 			return errTokenLost
 		}
+		if sizeRefused(ev.err) && ev.asked > minFillAsk {
+			// Over the node's limit for one call: ask for half as much,
+			// at once. A limit that is not the size stays refused below
+			// minFillAsk and is then retried as any refusal.
+			s.fillCap = max(ev.asked/2, minFillAsk)
+			s.log.Info(evFillSmaller, zap.Int64("refused", ev.asked), zap.Int64("asking", s.fillCap), zap.Error(ev.err))
+			s.nextFill = now
+			return nil
+		}
 		d := RetryDelay(ev.err, s.fill.attempt, rand.Float64())
 		s.fill.attempt++
 		if Retryable(ev.err) {
@@ -518,6 +537,17 @@ func (s *session) handleFillDone(ev *fillDone, now time.Time) error {
 		s.nextFill = now.Add(fillRecheck)
 	}
 	return nil
+}
+
+// sizeRefused tells whether the node refused a /chunk call's size: a 400
+// whose message says so (the node's "Invalid size: ..."), or 413.
+func sizeRefused(err error) bool {
+	var e *APIError
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Status == http.StatusRequestEntityTooLarge ||
+		(e.Status == http.StatusBadRequest && strings.Contains(strings.ToLower(e.Message), "size"))
 }
 
 // ---- Proving.
