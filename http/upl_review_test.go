@@ -102,6 +102,28 @@ func TestSignedPOSTBodies(t *testing.T) {
 			t.Fatalf("%s %s: %s, want a message with %q", tc.path, tc.name, raw, tc.msg)
 		}
 	}
+
+	// The same parameters as a form body.
+	const form = "application/x-www-form-urlencoded"
+	if code, raw := rawDo(t, "POST", n.URL+"/getStatus", form, []byte("quoteId="+q.QuoteID)); code != 200 {
+		t.Fatalf("POST getStatus with a form: %d %s", code, raw)
+	}
+	for _, tc := range []struct {
+		name, path, body string
+		code             int
+		msg              string
+	}{
+		{"too large", "/getStatus", "quoteId=" + strings.Repeat("a", 70_000), 413, "too large"},
+		{"too large", "/getLink", "quoteId=x&nonce=1&signature=" + strings.Repeat("a", 70_000), 413, "too large"},
+		{"bad escape", "/getStatus", "quoteId=%zz", 400, "could not be parsed"},
+		{"empty", "/getLink", "", 400, "Missing query parameters"},
+	} {
+		code, raw := rawDo(t, "POST", n.URL+tc.path, form, []byte(tc.body))
+		wantErrorJSON(t, tc.path+": form "+tc.name, code, raw, tc.code)
+		if !strings.Contains(string(raw), tc.msg) {
+			t.Fatalf("%s form %s: %s, want a message with %q", tc.path, tc.name, raw, tc.msg)
+		}
+	}
 }
 
 // TestMicroserviceRedirectsAndGarbledReplies: a microservice's redirect is

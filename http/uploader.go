@@ -326,10 +326,14 @@ func signedParams(w http.ResponseWriter, r *http.Request) (quoteID, nonce, signa
 	}
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		r.Body = http.MaxBytesReader(w, r.Body, maxSignedBody)
-		if r.ParseForm() == nil {
-			quoteID, nonce, signature = r.Form.Get("quoteId"), r.Form.Get("nonce"), r.Form.Get("signature")
+		if err := r.ParseForm(); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return "", "", "", errBodyTooLarge
+			}
+			return "", "", "", invalid("the form body or the query could not be parsed.")
 		}
-		return quoteID, nonce, signature, nil
+		return r.Form.Get("quoteId"), r.Form.Get("nonce"), r.Form.Get("signature"), nil
 	}
 	raw, err := readSmallBody(w, r, maxSignedBody)
 	if err != nil {
