@@ -118,6 +118,33 @@ func TestNetHTTPErrorsInTheAPIsFormat(t *testing.T) {
 	}
 }
 
+// TestNetHTTPErrorToHEADHasNoBody: net/http's reply to a HEAD request it
+// refuses itself carries headers only, as any reply to HEAD, and the JSON
+// rewriting leaves it so.
+func TestNetHTTPErrorToHEADHasNoBody(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Stores(t)[0].Open(t), nodetest.Options{})
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(n.URL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "HEAD /getQuote HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(c) // the reply closes the connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, body, ok := strings.Cut(string(raw), "\r\n\r\n")
+	if !ok || !strings.HasPrefix(head, "HTTP/1.1 417 ") {
+		t.Fatalf("reply %q, want a 417", raw)
+	}
+	if body != "" {
+		t.Fatalf("reply to HEAD has a body: %q", body)
+	}
+}
+
 // TestWrappedConnectionsStillServe: a kept-alive connection through the
 // wrapped listener answers several requests, and a handler's own error
 // reply stays as the handler wrote it.
