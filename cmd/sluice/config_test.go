@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"regexp"
@@ -156,5 +157,35 @@ func TestFarmerBatchWindowZeroSendsAtOnce(t *testing.T) {
 	cfg, _, err = parseFarmer([]string{"--address", "0xabc"}, io.Discard)
 	if err != nil || cfg.BatchWindow != time.Second {
 		t.Fatalf("default: window %v, %v; want 1s", cfg.BatchWindow, err)
+	}
+}
+
+// TestUsageErrorsExitWithTwo: a command line that cannot run exits with
+// status 2 whichever command it names, as the flag package's own errors
+// do; a command that fails while running exits with 1.
+func TestUsageErrorsExitWithTwo(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"serve", "--bogus"}, 2},
+		{[]string{"serve", "--chunk-sizes", "abc"}, 2},
+		{[]string{"serve", "--data-dir", dir, "oops"}, 2},
+		{[]string{"serve", "--log-level", "loud", "--data-dir", dir}, 2},
+		{[]string{"farmer", "--bogus"}, 2},
+		{[]string{"farmer", "--address", "0xabc", "--size", "abc"}, 2},
+		{[]string{"farmer", "--address", "0xabc", "--log-level", "loud"}, 2},
+		{[]string{"whitelist", "import", "--bogus", "x.csv"}, 2},
+		{[]string{"whitelist", "import", "a.csv", "b.csv"}, 2},
+		{[]string{"sim", "--bogus"}, 2},
+		{[]string{"nonsense"}, 2},
+		{[]string{"serve", "-h"}, 0},
+		{[]string{"whitelist", "import", "--data-dir", dir, dir + "/missing.csv"}, 1},
+	} {
+		var stdout, stderr strings.Builder
+		if got := run(context.Background(), tc.args, &stdout, &stderr); got != tc.want {
+			t.Errorf("sluice %q: exit %d, want %d (stderr %q)", tc.args, got, tc.want, stderr.String())
+		}
 	}
 }

@@ -16,11 +16,11 @@ import (
 func farmerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, logLevel, err := parseFarmer(args, stderr)
 	if err != nil {
-		return err
+		return badUsage(err)
 	}
 	log, err := newLogger(logLevel, stderr)
 	if err != nil {
-		return err
+		return badUsage(err)
 	}
 	defer log.Sync()
 	cfg.Log, cfg.Progress = log, stdout

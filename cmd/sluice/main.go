@@ -76,11 +76,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintf(stderr, "sluice %s: %v\n", args[0], err)
+	if errors.As(err, new(usageError)) {
+		return 2
+	}
 	return 1
 }
 
 // errUsage: the flags were wrong; flag already printed why.
 var errUsage = errors.New("usage")
+
+// usageError is a command line that cannot run: an unknown flag, a value
+// out of range, a stray word. Like the flag package's own errors, it exits
+// with status 2; a command that fails while running exits with 1.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// badUsage marks err (when there is one, and it is not a request for help)
+// as a usage error.
+func badUsage(err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err}
+}
 
 // newLogger builds the one zap logger of the process: JSON to stderr.
 func newLogger(level string, out io.Writer) (*zap.Logger, error) {

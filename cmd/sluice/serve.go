@@ -327,11 +327,11 @@ func flushers(c serveConfig) int {
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	c, err := parseServe(args, stderr)
 	if err != nil {
-		return err
+		return badUsage(err)
 	}
 	log, err := newLogger(c.logLevel, stderr)
 	if err != nil {
-		return err
+		return badUsage(err)
 	}
 	defer log.Sync()
 	// A small node under heavy answer load would otherwise collect many

@@ -28,13 +28,13 @@ func whitelistCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	dbURL := fs.String("database-url", "", "PostgreSQL URL; empty uses the embedded store in --data-dir")
 	dataDir := fs.String("data-dir", "./data", "directory of the embedded store")
 	if err := fs.Parse(args[1:]); err != nil {
-		return err
+		return badUsage(err)
 	}
 	switch {
 	case fs.NArg() > 1 && strings.HasPrefix(fs.Arg(1), "-"):
-		return fmt.Errorf("flags go before the file: sluice whitelist import [flags] FILE.csv (%q came after it)", fs.Arg(1))
+		return badUsage(fmt.Errorf("flags go before the file: sluice whitelist import [flags] FILE.csv (%q came after it)", fs.Arg(1)))
 	case fs.NArg() != 1:
-		return errors.New("name exactly one CSV file (header row, then address,balance rows)")
+		return badUsage(errors.New("name exactly one CSV file (header row, then address,balance rows)"))
 	}
 	f, err := os.Open(fs.Arg(0))
 	if err != nil {
