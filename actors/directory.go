@@ -37,11 +37,10 @@ type Directory interface {
 	// has the identity.
 	Tell(who Identity, msg any) bool
 	// Resolve finds the actor once, for a caller that sends to it often:
-	// SendUserMessage on the result posts to its mailbox without a
-	// lookup. The result goes stale when the actor stops (what is sent
-	// then is dropped, as what is queued when an actor stops is), so a
-	// caller keeps one only while it knows the actor is live.
-	Resolve(who Identity) (actor.Process, bool)
+	// the PID keeps the actor's process, so sending to it again needs no
+	// lookup. Once the actor stops, what is sent to the PID goes to the
+	// dead letters, as what is queued when an actor stops is dropped.
+	Resolve(who Identity) (*actor.PID, bool)
 	// Alive reports whether a live actor has the identity.
 	Alive(who Identity) bool
 }
@@ -176,8 +175,8 @@ func (d *localDirectory) Tell(who Identity, msg any) bool {
 	return true
 }
 
-func (d *localDirectory) Resolve(who Identity) (actor.Process, bool) {
-	return d.local(who)
+func (d *localDirectory) Resolve(who Identity) (*actor.PID, bool) {
+	return d.pid(who)
 }
 
 func (d *localDirectory) Alive(who Identity) bool {

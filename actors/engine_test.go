@@ -687,7 +687,7 @@ type countingDirectory struct {
 	resolved int
 }
 
-func (d *countingDirectory) Resolve(who Identity) (actor.Process, bool) {
+func (d *countingDirectory) Resolve(who Identity) (*actor.PID, bool) {
 	d.mu.Lock()
 	d.resolved++
 	d.mu.Unlock()
@@ -743,6 +743,58 @@ func TestTokenKeepsItsContractsActor(t *testing.T) {
 		}
 		if got := dir.lookups(); got != 2 {
 			t.Fatalf("lookups after the contract closed: %d, want 2 (its actor looked up again)", got)
+		}
+	})
+}
+
+// A contract actor whose supervisor gave up (too many failures in a
+// minute) stops while its token still tracks it: answers the token sends
+// it then go to the dead letters, not into the stopped actor's mailbox,
+// where they would stay for good with their proofs.
+func TestAnswersToAContractItsSupervisorStoppedAreNotKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		n := startNode(t, store, 0)
+		defer n.stop()
+		synctest.Wait()
+		ctx := context.Background()
+		raw, cs := newContracts(t, n, 32<<10)
+		c := cs[0]
+		if err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)); err != nil {
+			t.Fatalf("answer: %v", err)
+		}
+		var mu sync.Mutex
+		dead := 0
+		sub := n.Engine.sys.EventStream.Subscribe(func(ev any) {
+			if d, ok := ev.(*actor.DeadLetterEvent); ok {
+				if _, ok := d.Message.(*answerItem); ok {
+					mu.Lock()
+					dead++
+					mu.Unlock()
+				}
+			}
+		})
+		defer n.Engine.sys.EventStream.Unsubscribe(sub)
+		// An item whose Done is closed makes the actor panic: eleven in a
+		// minute and its supervisor stops it.
+		who := contractIdentity(c.ID())
+		for range 11 {
+			closed := make(chan answerDone)
+			close(closed)
+			n.Engine.dir.Tell(who, &answerItem{Done: closed, id: c.ID(), hash: c.FileHash})
+			synctest.Wait()
+		}
+		if n.Engine.dir.Alive(who) {
+			t.Fatal("the contract's actor is still alive after eleven failures")
+		}
+		for range 5 {
+			n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)) // answered from the stored record
+		}
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if dead != 5 {
+			t.Fatalf("%d of 5 answers to the stopped actor went to the dead letters, want all (the others stay in its mailbox)", dead)
 		}
 	})
 }

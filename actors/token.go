@@ -290,7 +290,7 @@ func (a *tokenActor) forward(c actor.Context, b *answerBatch) {
 	for i := range b.Items {
 		it := &b.Items[i]
 		it.token = c.Self()
-		if !a.send(it) {
+		if !a.send(c, it) {
 			b.Done <- answerDone{Index: it.Index, Err: errNoActor}
 		}
 	}
@@ -300,33 +300,35 @@ func (a *tokenActor) forward(c actor.Context, b *answerBatch) {
 // liveContract is what a token keeps of each of its live contracts.
 type liveContract struct {
 	size int64
-	// proc is the contract's actor, once an answer has looked it up: the
+	// pid is the contract's actor, once an answer has looked it up: the
 	// farmer's later answers reach it without a lookup in the registry of
 	// every actor of the node (a tenth of the node's CPU on batches of
 	// answers, mostly cache misses). It goes with the entry when the
-	// contract closes, which the token hears of before the actor stops.
-	// An actor stopped otherwise (its supervisor gave up) drops what is
-	// sent to it, and the waiting request finds it gone, as it finds any
-	// actor that stops with messages queued.
-	proc actor.Process
+	// contract closes, which the token hears of before the actor stops. A
+	// PID keeps the actor's process and drops it once the actor is dead,
+	// so an actor stopped otherwise (its supervisor gave up) gets nothing
+	// more in its mailbox: what is sent goes to the dead letters, and the
+	// waiting request finds the actor gone, as it finds any actor that
+	// stops with messages queued.
+	pid *actor.PID
 }
 
 // send hands an answer to its contract's actor; false: it has none.
-func (a *tokenActor) send(it *answerItem) bool {
+func (a *tokenActor) send(c actor.Context, it *answerItem) bool {
 	lc, tracked := a.live[it.hash]
-	if tracked && lc.proc != nil {
-		lc.proc.SendUserMessage(nil, it)
+	if tracked && lc.pid != nil {
+		c.Send(lc.pid, it)
 		return true
 	}
-	proc, ok := a.e.dir.Resolve(contractIdentity(it.id))
+	pid, ok := a.e.dir.Resolve(contractIdentity(it.id))
 	if !ok {
 		return false
 	}
 	if tracked {
-		lc.proc = proc
+		lc.pid = pid
 		a.live[it.hash] = lc
 	}
-	proc.SendUserMessage(nil, it)
+	c.Send(pid, it)
 	return true
 }
 
