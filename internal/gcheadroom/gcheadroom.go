@@ -52,7 +52,8 @@ type sentinel struct {
 // Stop ends it; at most one Floor should run in a process, as each sets
 // the process-wide GOGC.
 func Start(bytes uint64) *Floor {
-	f := &Floor{bytes: bytes, samples: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	f := &Floor{bytes: bytes, samples: []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}}
 	f.base = debug.SetGCPercent(-1)
 	debug.SetGCPercent(f.base)
 	f.percent = f.base
@@ -74,37 +75,42 @@ func (f *Floor) collected() {
 		return
 	}
 	metrics.Read(f.samples)
-	var live uint64
-	if s := f.samples[0]; s.Value.Kind() == metrics.KindUint64 {
-		live = s.Value.Uint64()
+	// The runtime's heap goal is live + (live + stacks + globals) × GOGC/100:
+	// GOGC scales all the memory a collection scans, not the heap alone.
+	var scanned uint64
+	for _, s := range f.samples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			scanned += s.Value.Uint64()
+		}
 	}
-	f.adjust(live)
+	f.adjust(scanned)
 	f.arm()
 }
 
-// adjust sets GOGC for a live heap of live bytes.
-func (f *Floor) adjust(live uint64) {
+// adjust sets GOGC for scanned bytes of live heap, stacks and globals.
+func (f *Floor) adjust(scanned uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stopped.Load() {
 		return
 	}
-	want := Percent(f.base, f.bytes, live)
-	// Small moves are not worth a call into the runtime (it takes the
-	// heap lock): only changes of an eighth or more.
-	if d := want - f.percent; d != 0 && (want == f.base || d > f.percent/8 || -d > f.percent/8) {
+	want := Percent(f.base, f.bytes, scanned)
+	// Any rise is made, so the headroom is never under the floor; a fall
+	// only once it is an eighth or more (each call takes the heap lock).
+	if want > f.percent || (want < f.percent && (want == f.base || f.percent-want >= f.percent/8)) {
 		debug.SetGCPercent(want)
 		f.percent = want
 	}
 }
 
-// Percent is the GOGC that puts the heap goal of a live heap of live bytes
-// at least floor bytes above it, and never below base.
-func Percent(base int, floor, live uint64) int {
-	if live == 0 {
-		live = 1
+// Percent is the GOGC that puts the heap goal at least floor bytes above
+// the live heap, when a collection scans scanned bytes (live heap, stacks
+// and globals), and never below base.
+func Percent(base int, floor, scanned uint64) int {
+	if scanned == 0 {
+		scanned = 1
 	}
-	p := math.Ceil(float64(floor) * 100 / float64(live))
+	p := math.Ceil(float64(floor) * 100 / float64(scanned))
 	// A nearly empty heap would ask for an absurd GOGC; past a million
 	// percent the goal is far beyond any floor anyway.
 	if p > 1e6 {

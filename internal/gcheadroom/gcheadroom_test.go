@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"testing"
 )
 
@@ -59,9 +60,8 @@ func TestFloorRaisesGOGCOnSmallHeap(t *testing.T) {
 	f := Start(512 << 20)
 	defer f.Stop()
 	collectUntil(t, "GOGC never raised", func() bool { return runtimeGOGC(t) > 1000 })
-	if got, set := runtimeGOGC(t), f.GOGC(); got != set {
-		t.Errorf("runtime GOGC %d, floor says it set %d", got, set)
-	}
+	// A cleanup may run between two reads: compare once they agree.
+	collectUntil(t, "the runtime's GOGC never matched the floor's", func() bool { return runtimeGOGC(t) == f.GOGC() })
 	f.Stop()
 	if got := runtimeGOGC(t); got != 100 {
 		t.Errorf("GOGC after Stop = %d, want 100", got)
@@ -122,5 +122,53 @@ func TestFloorLeavesGCOff(t *testing.T) {
 	}
 	if got := debug.SetGCPercent(-1); got != -1 {
 		t.Errorf("GOGC = %d after a floor started with GC off, want off", got)
+	}
+}
+
+func readMetric(t *testing.T, name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		t.Fatalf("runtime/metrics has no %s", name)
+	}
+	return s[0].Value.Uint64()
+}
+
+// deepStack holds a goroutine with a stack of some 32 KiB until done.
+func deepStack(n int, ready *sync.WaitGroup, done <-chan struct{}) {
+	var pad [1024]byte
+	if n > 0 {
+		deepStack(n-1, ready, done)
+		runtime.KeepAlive(pad)
+		return
+	}
+	ready.Done()
+	<-done
+}
+
+// GOGC scales the stacks and globals a collection scans as well as the
+// live heap: with 60 MiB or so of goroutine stacks, the floor still puts
+// the heap goal about its size above the live heap, not GOGC times the
+// stacks above it.
+func TestFloorCountsStacks(t *testing.T) {
+	base := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(base)
+	done := make(chan struct{})
+	defer close(done)
+	var ready sync.WaitGroup
+	for range 2000 {
+		ready.Add(1)
+		go deepStack(30, &ready, done)
+	}
+	ready.Wait()
+	const floor = 512 << 20
+	f := Start(floor)
+	defer f.Stop()
+	collectUntil(t, "GOGC never raised", func() bool { return runtimeGOGC(t) > 200 })
+	runtime.GC()
+	live, goal := readMetric(t, "/gc/heap/live:bytes"), readMetric(t, "/gc/heap/goal:bytes")
+	if goal > live+floor+floor/4 {
+		t.Fatalf("heap goal %d MiB with %d MiB live and %d MiB of stacks: want about the %d MiB floor above live",
+			goal>>20, live>>20, readMetric(t, "/gc/scan/stack:bytes")>>20, floor>>20)
 	}
 }
