@@ -359,18 +359,29 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// armStorageEnd sets the timer of a built-in quote still being placed on
-// farmers at the end of its storage period. Pieces are not handed out
-// past that end, so a quote that is not held by then never will be.
-func (a *quoteActor) armStorageEnd(c actor.Context) {
+// placementEnd is when a built-in quote still being placed can no longer
+// be: pieces are not handed out past the end of its storage period, and a
+// contract made just before the end has one challenge interval for its
+// first proof. Zero: never.
+func (a *quoteActor) placementEnd() time.Time {
 	end := storageEnd(a.q.Quote)
 	if end.IsZero() {
+		return end
+	}
+	return end.Add(a.e.cfg.Terms.Interval)
+}
+
+// armStorageEnd sets the timer of a built-in quote still being placed on
+// farmers at its placementEnd: a quote not held by then never will be.
+func (a *quoteActor) armStorageEnd(c actor.Context) {
+	at := a.placementEnd()
+	if at.IsZero() {
 		return
 	}
 	if a.timer != nil {
 		a.timer()
 	}
-	a.timer = a.e.sched.SendOnce(max(0, end.Sub(a.e.now())), c.Self(), &storageEnded{})
+	a.timer = a.e.sched.SendOnce(max(0, at.Sub(a.e.now())), c.Self(), &storageEnded{})
 }
 
 // storageEnded ends a built-in quote whose storage period ran out before
@@ -381,9 +392,9 @@ func (a *quoteActor) storageEnded(c actor.Context) {
 	if a.q.Status != sluice.StatusUploading || a.q.Type != a.e.cfg.Uploads.Builtin {
 		return
 	}
-	if end := storageEnd(a.q.Quote); end.IsZero() {
+	if at := a.placementEnd(); at.IsZero() {
 		return
-	} else if a.e.now().Before(end) {
+	} else if a.e.now().Before(at) {
 		a.armStorageEnd(c) // early, by the node's clock
 		return
 	}

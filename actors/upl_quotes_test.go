@@ -198,34 +198,65 @@ func builtinAt(id string, status int, end time.Time) quoteState {
 }
 
 // TestBuiltinQuoteFailsWhenItsStorageEndsUnplaced: pieces are not handed
-// to farmers past their storage end, so a built-in quote still being
-// placed then has failed (401) rather than staying at 300 for ever; one
-// whose end passed while the node was down fails at start-up.
+// to farmers past their storage end, and a contract made just before it
+// has one challenge interval for its first proof; a built-in quote still
+// being placed after that has failed (401) rather than staying at 300 for
+// ever. One whose time passed while the node was down fails at start-up;
+// one whose last piece is first proven after the end but within the
+// interval is done (400).
 func TestBuiltinQuoteFailsWhenItsStorageEndsUnplaced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		store := newMemStore()
+		const interval = time.Minute // startWith's
 		end := time.Now().Add(time.Hour)
-		running, stale := builtinAt("running", sluice.StatusUploading, end), builtinAt("stale", sluice.StatusUploading, time.Now().Add(-time.Second))
-		if err := store.Write(ctx, []sluice.Record{quoteRecord(&running), quoteRecord(&stale)}); err != nil {
+		running := builtinAt("running", sluice.StatusUploading, end)
+		late := builtinAt("late", sluice.StatusUploading, end)
+		stale := builtinAt("stale", sluice.StatusUploading, time.Now().Add(-interval))
+		if err := store.Write(ctx, []sluice.Record{quoteRecord(&running), quoteRecord(&late), quoteRecord(&stale)}); err != nil {
 			t.Fatal(err)
 		}
-		n := startWith(t, store, Config{})
+		n := startWith(t, store, Config{Uploads: UploadConfig{Redundancy: 1}})
 		defer n.stop()
 		synctest.Wait()
 		if q := storedQuote(t, store, "stale"); q.Status != sluice.StatusInternalError {
-			t.Fatalf("quote whose storage ended while the node was down: status %d, want 401", q.Status)
+			t.Fatalf("quote whose time ran out while the node was down: status %d, want 401", q.Status)
 		}
-		sleepUntil(end.Add(-time.Nanosecond))
+
+		// A farmer takes the late quote's piece a second before the end
+		// and proves it five seconds after.
+		sleepUntil(end.Add(-time.Second))
+		var piece sluice.Chunk
+		for _, ch := range n.Engine.pool.take("farmer1", 1<<20, 0, time.Now()) {
+			if ch.Quote == "late" {
+				piece = ch
+			}
+		}
+		if piece.Quote == "" {
+			t.Fatal("the late quote's piece was not handed out before the end")
+		}
+		sleepUntil(end.Add(5 * time.Second))
+		for _, id := range n.Engine.pool.prove("farmer1", piece.FileHash) {
+			n.Engine.dir.Tell(quoteIdentity(id), &chunksHeld{})
+		}
+		synctest.Wait()
+		if q := storedQuote(t, store, "late"); q.Status != sluice.StatusDone {
+			t.Fatalf("piece proven within an interval of the end: status %d, want 400", q.Status)
+		}
+
+		sleepUntil(end.Add(interval - time.Nanosecond))
 		if q := storedQuote(t, store, "running"); q.Status != sluice.StatusUploading {
-			t.Fatalf("a nanosecond before its storage end: status %d, want 300", q.Status)
+			t.Fatalf("a nanosecond before an interval past its storage end: status %d, want 300", q.Status)
 		}
-		sleepUntil(end)
+		sleepUntil(end.Add(interval))
 		if q := storedQuote(t, store, "running"); q.Status != sluice.StatusInternalError {
-			t.Fatalf("at its storage end with no piece placed: status %d, want 401", q.Status)
+			t.Fatalf("an interval past its storage end with no piece placed: status %d, want 401", q.Status)
 		}
 		if st, err := n.QuoteStatus(ctx, "running"); err != nil || st != sluice.StatusInternalError {
 			t.Fatalf("getStatus: %d, %v; want 401", st, err)
+		}
+		if q := storedQuote(t, store, "late"); q.Status != sluice.StatusDone {
+			t.Fatalf("the late quote after its timer: status %d, want 400 kept", q.Status)
 		}
 	})
 }
