@@ -95,7 +95,8 @@ func TestFarmerLargerThanTheNodesRequestLimit(t *testing.T) {
 			Size: 1 << 20, Dir: t.TempDir(), BatchWindow: 50 * time.Millisecond,
 		})
 	}()
-	// 1 MiB, then 512 KiB are refused; 256 KiB calls fill it in four.
+	// 1 MiB is refused; calls for the 300 KiB the refusal states (one
+	// 256 KiB chunk each) fill it in four.
 	deadline := time.After(60 * time.Second)
 	for metrics.Value(n.Metrics.LiveContracts) < 4 {
 		select {

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -511,10 +513,14 @@ func (s *session) handleFillDone(ev *fillDone, now time.Time) error {
 			return errTokenLost
 		}
 		if sizeRefused(ev.err) && ev.asked > minFillAsk {
-			// Over the node's limit for one call: ask for half as much,
-			// at once. A limit that is not the size stays refused below
-			// minFillAsk and is then retried as any refusal.
+			// Over the node's limit for one call: ask for the limit its
+			// message states, or else half as much, at once. A refusal
+			// that is not about the size stays refused at minFillAsk and
+			// is then retried as any refusal.
 			s.fillCap = max(ev.asked/2, minFillAsk)
+			if n := statedLimit(ev.err); n >= minFillAsk && n < ev.asked {
+				s.fillCap = n
+			}
 			s.log.Info(evFillSmaller, zap.Int64("refused", ev.asked), zap.Int64("asking", s.fillCap), zap.Error(ev.err))
 			s.nextFill = now
 			return nil
@@ -549,6 +555,23 @@ func sizeRefused(err error) bool {
 	return e.Status == http.StatusRequestEntityTooLarge ||
 		(e.Status == http.StatusBadRequest && strings.Contains(strings.ToLower(e.Message), "size"))
 }
+
+// statedLimit is the largest size a size refusal says the node takes (its
+// message ends "from 1 to N."), or 0.
+func statedLimit(err error) int64 {
+	var e *APIError
+	if !errors.As(err, &e) {
+		return 0
+	}
+	m := statedLimitRE.FindStringSubmatch(e.Message)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	return n
+}
+
+var statedLimitRE = regexp.MustCompile(`from 1 to (\d+)`)
 
 // ---- Proving.
 

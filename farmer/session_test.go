@@ -433,3 +433,25 @@ func TestFetchWaitsAQuarterOfShortIntervals(t *testing.T) {
 		t.Fatalf("learned interval %v, want 2s", c.interval)
 	}
 }
+
+// A size refusal is told from other refusals, and the limit its message
+// states is read.
+func TestSizeRefusal(t *testing.T) {
+	limit := &APIError{Status: 400, Message: "Invalid size: want a whole number of bytes from 1 to 307200."}
+	if !sizeRefused(limit) || statedLimit(limit) != 307200 {
+		t.Fatalf("node's size refusal: refused %v, limit %d; want true, 307200", sizeRefused(limit), statedLimit(limit))
+	}
+	bare := &APIError{Status: 413, Message: "Request body too large."}
+	if !sizeRefused(bare) || statedLimit(bare) != 0 {
+		t.Fatalf("413: refused %v, limit %d; want true, 0", sizeRefused(bare), statedLimit(bare))
+	}
+	for _, err := range []error{
+		&APIError{Status: 400, Message: "Invalid token."},
+		&APIError{Status: 503, Message: "size unavailable"},
+		errors.New("connection reset"),
+	} {
+		if sizeRefused(err) {
+			t.Errorf("%v taken for a size refusal", err)
+		}
+	}
+}
