@@ -52,6 +52,14 @@ func collectUntil(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("after 200 collections: %s", what)
 }
 
+// collect runs n collections, letting the floor's cleanup run after each.
+func collect(n int) {
+	for range n {
+		runtime.GC()
+		runtime.Gosched()
+	}
+}
+
 // The test binary's live heap is a few MiB: a 512 MiB floor raises GOGC
 // well above 100 after a collection, and Stop puts it back.
 func TestFloorRaisesGOGCOnSmallHeap(t *testing.T) {
@@ -68,10 +76,7 @@ func TestFloorRaisesGOGCOnSmallHeap(t *testing.T) {
 	}
 	// Stopped: collections change nothing any more.
 	debug.SetGCPercent(150)
-	for range 5 {
-		runtime.GC()
-		runtime.Gosched()
-	}
+	collect(5)
 	if got := runtimeGOGC(t); got != 150 {
 		t.Errorf("GOGC after Stop and collections = %d, want 150", got)
 	}
@@ -88,10 +93,7 @@ func TestFloorLeavesLargeHeapAndZeroAlone(t *testing.T) {
 	}
 	f := Start(8 << 20) // below the 64 MiB held
 	defer f.Stop()
-	for range 5 {
-		runtime.GC()
-		runtime.Gosched()
-	}
+	collect(5)
 	if got := runtimeGOGC(t); got != 100 {
 		t.Errorf("GOGC with 64 MiB live and an 8 MiB floor = %d, want 100", got)
 	}
@@ -101,10 +103,7 @@ func TestFloorLeavesLargeHeapAndZeroAlone(t *testing.T) {
 	z := Start(0)
 	defer z.Stop()
 	debug.SetGCPercent(120)
-	for range 5 {
-		runtime.GC()
-		runtime.Gosched()
-	}
+	collect(5)
 	if got := runtimeGOGC(t); got != 120 {
 		t.Errorf("GOGC with no floor = %d, want 120 (left alone)", got)
 	}
@@ -116,10 +115,7 @@ func TestFloorLeavesGCOff(t *testing.T) {
 	defer debug.SetGCPercent(base)
 	f := Start(512 << 20)
 	defer f.Stop()
-	for range 3 {
-		runtime.GC()
-		runtime.Gosched()
-	}
+	collect(3)
 	if got := debug.SetGCPercent(-1); got != -1 {
 		t.Errorf("GOGC = %d after a floor started with GC off, want off", got)
 	}
