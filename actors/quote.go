@@ -166,9 +166,7 @@ func (a *quoteActor) Receive(c actor.Context) {
 			a.progress(c)
 		}
 	case *chunksHeld:
-		if a.q.Status == sluice.StatusUploading && a.e.pool.held(a.q.ID) {
-			a.set(c, func(q *quoteState) { q.Status = sluice.StatusDone })
-		}
+		a.doneIfHeld(c)
 	case *storageEnded:
 		a.storageEnded(c)
 	case *backendResult:
@@ -339,36 +337,16 @@ func (a *quoteActor) progress(c actor.Context) {
 	}
 }
 
-// storageEnd is when a built-in quote's storage period ends: its pieces
-// share one end (zero: none).
-func storageEnd(q sluice.Quote) time.Time {
-	var end time.Time
-	for _, ch := range q.Chunks {
-		if ch.End.IsZero() {
-			return time.Time{}
-		}
-		end = later(end, ch.End)
-	}
-	return end
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
 // placementEnd is when a built-in quote still being placed can no longer
-// be: pieces are not handed out past the end of its storage period, and a
-// contract made just before the end has one challenge interval for its
-// first proof. Zero: never.
+// be: pieces are not handed out past the end of its storage period (cut
+// gives every piece of a quote the same end), and a contract made just
+// before the end has one challenge interval for its first proof. Zero:
+// never.
 func (a *quoteActor) placementEnd() time.Time {
-	end := storageEnd(a.q.Quote)
-	if end.IsZero() {
-		return end
+	if len(a.q.Chunks) == 0 || a.q.Chunks[0].End.IsZero() {
+		return time.Time{}
 	}
-	return end.Add(a.e.cfg.Terms.Interval)
+	return a.q.Chunks[0].End.Add(a.e.cfg.Terms.Interval)
 }
 
 // armStorageEnd sets the timer of a built-in quote still being placed on
@@ -382,6 +360,16 @@ func (a *quoteActor) armStorageEnd(c actor.Context) {
 		a.timer()
 	}
 	a.timer = a.e.sched.SendOnce(max(0, at.Sub(a.e.now())), c.Self(), &storageEnded{})
+}
+
+// doneIfHeld moves a quote being placed on farmers to done (400) once the
+// pool holds all of its pieces; it reports whether the quote is held.
+func (a *quoteActor) doneIfHeld(c actor.Context) bool {
+	if a.q.Status != sluice.StatusUploading || !a.e.pool.held(a.q.ID) {
+		return false
+	}
+	a.set(c, func(q *quoteState) { q.Status = sluice.StatusDone })
+	return true
 }
 
 // storageEnded ends a built-in quote whose storage period ran out before
@@ -398,8 +386,7 @@ func (a *quoteActor) storageEnded(c actor.Context) {
 		a.armStorageEnd(c) // early, by the node's clock
 		return
 	}
-	if a.e.pool.held(a.q.ID) {
-		a.set(c, func(q *quoteState) { q.Status = sluice.StatusDone })
+	if a.doneIfHeld(c) {
 		return
 	}
 	a.e.log.Warn(eventQuoteStorage, zap.String("quote", a.q.ID),
