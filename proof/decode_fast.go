@@ -1,6 +1,7 @@
 package proof
 
 import (
+	"bytes"
 	"encoding/base64"
 	"math"
 
@@ -117,6 +118,40 @@ func (s *scanner) str() ([]byte, bool) {
 	return out, true
 }
 
+// b64 consumes a string meant to hold base64 and returns its contents,
+// which unb64 checks. Its end is found with bytes.IndexByte, much faster
+// than str's check of every byte: anything a JSON string may hold other
+// than base64 (an escape, a control or non-ASCII character) is refused by
+// the decoder, except the line breaks it skips, which unb64 notices.
+func (s *scanner) b64() ([]byte, bool) {
+	if !s.byte('"') {
+		return nil, false
+	}
+	j := bytes.IndexByte(s.b[s.i:], '"')
+	if j < 0 {
+		return nil, false
+	}
+	enc := s.b[s.i : s.i+j]
+	s.i += j + 1
+	return enc, true
+}
+
+// unb64 decodes enc, canonical padded base64 without line breaks, into
+// dst, which has room for it, and returns the decoded length. A line
+// break the decoder skipped makes the decoded length short of what enc's
+// length gives.
+func unb64(dst, enc []byte) (int, bool) {
+	if len(enc)%4 != 0 {
+		return 0, false
+	}
+	n, err := base64.StdEncoding.Strict().Decode(dst, enc)
+	pads := 0
+	for pads < 2 && pads < len(enc) && enc[len(enc)-1-pads] == '=' {
+		pads++
+	}
+	return n, err == nil && n == len(enc)/4*3-pads
+}
+
 // key consumes `"name":`.
 func (s *scanner) key(name string) bool {
 	k, ok := s.str()
@@ -175,7 +210,7 @@ func (s *scanner) leaf() (wireLeafValue, bool) {
 				return l, false
 			}
 			seen[1] = true
-			enc, ok := s.str()
+			enc, ok := s.b64()
 			if !ok {
 				return l, false
 			}
@@ -184,10 +219,9 @@ func (s *scanner) leaf() (wireLeafValue, bool) {
 			} else {
 				l.data = make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
 			}
-			// Canonical base64, as the slow path wants (leafData); enc
-			// holds no line break, as str stops at control characters.
-			n, err := base64.StdEncoding.Strict().Decode(l.data, enc)
-			if err != nil {
+			// Canonical base64, as the slow path wants (leafData).
+			n, ok := unb64(l.data, enc)
+			if !ok {
 				return l, false // the slow path says why
 			}
 			l.data = l.data[:n]
@@ -229,13 +263,15 @@ func (s *scanner) hashes() ([]Hash, bool) {
 		return (*dst)[start:start:start], true
 	}
 	for {
-		enc, ok := s.str()
-		if !ok || len(enc) != 44 || len(*dst)-start >= MaxPathLen {
+		if len(*dst)-start >= MaxPathLen {
+			return nil, false
+		}
+		enc, ok := s.b64()
+		if !ok || len(enc) != 44 {
 			return nil, false
 		}
 		var buf [33]byte
-		n, err := base64.StdEncoding.Strict().Decode(buf[:], enc)
-		if err != nil || n != len(Hash{}) {
+		if n, ok := unb64(buf[:], enc); !ok || n != len(Hash{}) {
 			return nil, false
 		}
 		if len(*dst) == cap(*dst) {

@@ -330,6 +330,9 @@ func TestDecodeProofRejects(t *testing.T) {
 		// Leaf data has one encoding, as hashes do.
 		{"data with padding bits set", leaf("0", `"AB=="`, "[]")},
 		{"data with a line break", leaf("0", `"A\nA=="`, "[]")},
+		// Raw line breaks are not JSON, and the base64 decoder skips them.
+		{"data with raw line breaks", leaf("0", "\"AAAA\n\r\n\nAAAA\"", "[]")},
+		{"hash with raw line breaks", leaf("0", `"AA=="`, "[\""+hashB64(30)+"\n\n\n\n\"]")},
 	}
 	for _, tt := range tests {
 		if _, err := DecodeProof([]byte(tt.raw)); !errors.Is(err, ErrCorrupted) {
@@ -563,6 +566,8 @@ func FuzzDecodeProof(f *testing.F) {
 		`{"leaves":[{"index":1,"data":"A\u0041==","path":[]}]}`,
 		`{"leaves":[],"leaves":[{"index":1,"data":"AA==","path":[]}]}`,
 		`{"leaves":[{"index":1,"data":"AA==","path":[]}]}x`,
+		"{\"leaves\":[{\"index\":1,\"data\":\"AAAA\n\n\n\nAAAA\",\"path\":[]}]}",
+		`{"leaves":[{"index":1,"data":"AA\/A","path":[]}]}`,
 	} {
 		f.Add([]byte(s))
 	}
