@@ -788,7 +788,14 @@ func TestAnswersToAContractItsSupervisorStoppedAreNotKept(t *testing.T) {
 			t.Fatal("the contract's actor is still alive after eleven failures")
 		}
 		for range 5 {
-			n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge)) // answered from the stored record
+			// Answered from the stored record once the request sees the
+			// actor gone, well before its deadline.
+			start := time.Now()
+			err := n.Answer(ctx, raw, c.FileHash, prove(t, c, c.Challenge))
+			if took := time.Since(start); took >= time.Second {
+				t.Fatalf("an answer to the stopped actor: %v after %s, want it answered from the stored record within a second",
+					err, took)
+			}
 		}
 		synctest.Wait()
 		mu.Lock()
