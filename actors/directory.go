@@ -137,12 +137,18 @@ func (d *localDirectory) Ask(ctx context.Context, who Identity, msg any) (any, e
 			if _, alive := d.sys.ProcessRegistry.GetLocal(pid.Id); alive {
 				continue
 			}
-			select {
-			case r := <-done:
-				return d.result(who, timeout, r.res, r.err)
-			default:
-				return nil, errNoActor
+			// A reply completes the future, which leaves the registry
+			// then, in the replying actor's goroutine: so if this actor
+			// replied before it stopped (a token answering its own
+			// deletion), the future has left by now, and its result is
+			// there to take even if the goroutine above has not passed
+			// it on yet. Looking only at done here told the caller of a
+			// deletion that committed that its token did not exist.
+			if _, pending := d.sys.ProcessRegistry.GetLocal(f.PID().Id); !pending {
+				res, err := f.Result() // complete: returns at once
+				return d.result(who, timeout, res, err)
 			}
+			return nil, errNoActor
 		}
 	}
 }
