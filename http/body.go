@@ -24,7 +24,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 // bodyReader is the request body within limit bytes, gunzipped when it
 // really is gzip.
 func bodyReader(w http.ResponseWriter, r *http.Request, limit int64) io.Reader {
-	body := io.Reader(http.MaxBytesReader(w, r.Body, limit))
+	body := io.Reader(maxBody(w, r, limit))
 	// Content codings are case-insensitive (RFC 9110, section 8.4.1).
 	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
 		br := bufio.NewReader(body)
@@ -39,6 +39,25 @@ func bodyReader(w http.ResponseWriter, r *http.Request, limit int64) io.Reader {
 		}
 	}
 	return body
+}
+
+// maxBody is r.Body within limit bytes, as http.MaxBytesReader makes it,
+// except that a body whose Content-Length already says it is larger fails
+// at once: reading it first would hold the connection for the whole read
+// timeout, and invite a client that sent Expect: 100-continue to send it
+// all. A body labelled gzip is limited after decompression, so its
+// length is judged with room for the most gzip can grow incompressible
+// data (the original farmer labels plain JSON gzip, too).
+func maxBody(w http.ResponseWriter, r *http.Request, limit int64) io.ReadCloser {
+	declared := limit
+	if r.Header.Get("Content-Encoding") != "" {
+		declared += limit/512 + 1024
+	}
+	if r.ContentLength > declared {
+		w.Header().Set("Connection", "close")
+		return io.NopCloser(errReader{&http.MaxBytesError{Limit: limit}})
+	}
+	return http.MaxBytesReader(w, r.Body, limit)
 }
 
 // errReader fails every read with err.

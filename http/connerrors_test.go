@@ -243,3 +243,37 @@ func TestStoredFilesLikeErrorRepliesServedAsStored(t *testing.T) {
 		hs.Close()
 	}
 }
+
+// TestDeclaredOversizedBodiesRefusedAtOnce: a body whose Content-Length
+// is over the route's limit gets 413 before any of it is read, so the
+// connection is not held for the read timeout, and a client asking
+// Expect: 100-continue is not invited to send it.
+func TestDeclaredOversizedBodiesRefusedAtOnce(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Stores(t)[0].Open(t), nodetest.Options{})
+	public := strings.TrimPrefix(n.URL, "http://")
+	private := strings.TrimPrefix(n.Private, "http://")
+	const tb = "Content-Length: 999999999999\r\n"
+	cases := []struct{ name, addr, head string }{
+		{"batch answer", public, "POST /api/downstream/v1/answer/0123456789abcdef0123456789abcdef HTTP/1.1\r\nContent-Type: application/json\r\n"},
+		{"single answer", public, "POST /api/downstream/v1/answer/0123456789abcdef0123456789abcdef/" + strings.Repeat("ab", 32) + " HTTP/1.1\r\n"},
+		{"challenge list", public, "POST /api/downstream/v1/challenge/0123456789abcdef0123456789abcdef HTTP/1.1\r\n"},
+		{"gzip-labelled answer", public, "POST /api/downstream/v1/answer/0123456789abcdef0123456789abcdef HTTP/1.1\r\nContent-Encoding: gzip\r\n"},
+		{"getQuote", public, "POST /getQuote HTTP/1.1\r\nContent-Type: application/json\r\n"},
+		{"getStatus, JSON", public, "POST /getStatus HTTP/1.1\r\nContent-Type: application/json\r\n"},
+		{"getStatus, form", public, "POST /getStatus HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"},
+		{"register", private, "POST /register HTTP/1.1\r\nContent-Type: application/json\r\n"},
+	}
+	for _, tc := range cases {
+		for _, expect := range []string{"", "Expect: 100-continue\r\n"} {
+			t.Run(tc.name+" "+strings.TrimSpace(expect), func(t *testing.T) {
+				res, body := rawExchange(t, tc.addr, tc.head+"Host: x\r\n"+tb+expect+"\r\n{")
+				if res.StatusCode != http.StatusRequestEntityTooLarge {
+					t.Fatalf("got %d %s, want 413 before the body is read", res.StatusCode, body)
+				}
+				if !bytes.Contains(body, []byte("too large")) {
+					t.Fatalf("body %s, want the API's too-large message", body)
+				}
+			})
+		}
+	}
+}

@@ -217,7 +217,7 @@ func (s *Server) getQuote(w http.ResponseWriter, r *http.Request) {
 // past the limit is too large (413); any other failure (a read timeout, a
 // client that went away mid-body) is the body's (400).
 func readSmallBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	raw, err := io.ReadAll(maxBody(w, r, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -325,7 +325,7 @@ func signedParams(w http.ResponseWriter, r *http.Request) (quoteID, nonce, signa
 		return quoteID, nonce, signature, nil
 	}
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		r.Body = http.MaxBytesReader(w, r.Body, maxSignedBody)
+		r.Body = maxBody(w, r, maxSignedBody)
 		if err := r.ParseForm(); err != nil {
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
