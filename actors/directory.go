@@ -112,7 +112,10 @@ func (d *localDirectory) Ask(ctx context.Context, who Identity, msg any) (any, e
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 		if timeout <= 0 {
-			return nil, ctx.Err()
+			// The request's time is up (a slow step before this one):
+			// the node is too busy to answer it, as when the actor does
+			// not answer in time.
+			return nil, unavailable(fmt.Errorf("actor %s not asked: %w", who.Kind, context.Cause(ctx)))
 		}
 	}
 	f := d.sys.Root.RequestFuture(pid, msg, timeout)

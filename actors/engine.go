@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -130,14 +131,17 @@ type Engine struct {
 	log     *zap.Logger
 	metrics *metrics.Set
 	ledger  *ledger
-	pool    *uploadPool
-	quotes  *quoteIndex
-	nonces  *nonceBook
-	ips     *ipLedger
-	status  *statusIndex
-	ipKey   []byte
-	stop    chan struct{}
-	stopped sync.WaitGroup
+	// chunkMakers has a slot for each prototype chunk being made at once
+	// (seededChunk): as many as there are CPUs.
+	chunkMakers chan struct{}
+	pool        *uploadPool
+	quotes      *quoteIndex
+	nonces      *nonceBook
+	ips         *ipLedger
+	status      *statusIndex
+	ipKey       []byte
+	stop        chan struct{}
+	stopped     sync.WaitGroup
 	// pending holds signed requests being turned into tokens, so two
 	// concurrent replays of one signature cannot both pass.
 	pendingMu sync.Mutex
@@ -178,25 +182,26 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 	}))
 	gone := newSharedTicks(goneCheck)
 	e := &Engine{
-		cfg:      cfg,
-		sys:      sys,
-		dir:      &localDirectory{sys: sys, timeout: cfg.AskTimeout, gone: gone},
-		gone:     gone,
-		store:    store,
-		writer:   writer,
-		sched:    scheduler.NewTimerScheduler(sys.Root),
-		log:      log,
-		metrics:  m,
-		ledger:   newLedger(),
-		ips:      newIPLedger(),
-		pool:     newUploadPool(cfg.Uploads.Redundancy, max(2*cfg.Terms.Interval, time.Minute)),
-		quotes:   newQuoteIndex(),
-		nonces:   newNonceBook(),
-		status:   newStatusIndex(),
-		stop:     make(chan struct{}),
-		pending:  map[string]bool{},
-		managers: map[sluice.RecordKind][]*actor.PID{},
-		dispatch: newReusingDispatcher(dispatchThroughput, dispatchIdle, dispatchMaxIdle),
+		cfg:         cfg,
+		sys:         sys,
+		dir:         &localDirectory{sys: sys, timeout: cfg.AskTimeout, gone: gone},
+		gone:        gone,
+		store:       store,
+		writer:      writer,
+		sched:       scheduler.NewTimerScheduler(sys.Root),
+		log:         log,
+		metrics:     m,
+		ledger:      newLedger(),
+		chunkMakers: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		ips:         newIPLedger(),
+		pool:        newUploadPool(cfg.Uploads.Redundancy, max(2*cfg.Terms.Interval, time.Minute)),
+		quotes:      newQuoteIndex(),
+		nonces:      newNonceBook(),
+		status:      newStatusIndex(),
+		stop:        make(chan struct{}),
+		pending:     map[string]bool{},
+		managers:    map[sluice.RecordKind][]*actor.PID{},
+		dispatch:    newReusingDispatcher(dispatchThroughput, dispatchIdle, dispatchMaxIdle),
 	}
 	e.deadlines = newDeadlines(func(pid *actor.PID) { sys.Root.Send(pid, deadlineFired) })
 	e.props = map[sluice.RecordKind]*actor.Props{

@@ -115,9 +115,9 @@ func (e *Engine) askToken(ctx context.Context, raw sluice.RawToken, msg any) (an
 }
 
 // Chunks hands out new prototype contracts filling up to want bytes: the
-// token reserves room under its address's limit, the chunks are generated
-// here (outside any actor: it is CPU work), and the token commits and
-// starts their contracts.
+// token says how much room its address has, it is held in the ledger
+// while the chunks are generated here (outside any actor: it is CPU
+// work), and the token commits and starts their contracts.
 func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, want int64) ([]sluice.Contract, error) {
 	res, err := e.askToken(ctx, raw, &ChunkRoom{Raw: raw, IP: ip})
 	if err != nil {
@@ -127,22 +127,27 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 	if r.Err != nil {
 		return nil, r.Err
 	}
+	// Hold the room while its chunks are made, so that parallel requests
+	// of one address do not each make chunks for the same room (seconds
+	// of CPU for a gigabyte, all but one lot of it refused at the end).
+	hold := e.ledger.reserve(r.Address, min(want, r.Room), e.cfg.MaxBytesPerAddress)
+	defer func() { e.ledger.release(r.Address, hold) }()
 	// Pieces of uploaded files first, then prototype chunks for the rest
 	// but for room the farmer is making for pieces it could not take yet.
 	farmer := raw.FarmerID()
-	room := min(want, r.Room)
+	room := hold
 	chunks := e.pool.take(farmer, room, e.cfg.MaxChunksPerRequest, e.now())
 	for _, ch := range chunks {
 		room -= ch.Size
 	}
-	room -= e.pool.reserved(farmer, room, r.Held+min(want, r.Room), e.now())
+	room -= e.pool.reserved(farmer, room, r.Held+hold, e.now())
 	maxProto := 0
 	if e.cfg.MaxChunksPerRequest > 0 {
 		maxProto = e.cfg.MaxChunksPerRequest - len(chunks)
 	}
 	if e.cfg.MaxChunksPerRequest == 0 || maxProto > 0 {
 		for _, size := range sluice.ChunkPlan(room, e.cfg.ChunkSizes, maxProto) {
-			ch, err := e.seededChunk(size)
+			ch, err := e.seededChunk(ctx, size)
 			if err != nil {
 				e.returnChunks(farmer, chunks, nil)
 				return nil, err
@@ -153,6 +158,9 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 	if len(chunks) == 0 {
 		return nil, nil
 	}
+	// AddContracts takes the room itself.
+	e.ledger.release(r.Address, hold)
+	hold = 0
 	res, err = e.askToken(ctx, raw, &AddContracts{Raw: raw, Chunks: chunks})
 	if err != nil {
 		e.returnChunks(farmer, chunks, nil)
@@ -198,21 +206,47 @@ func (e *Engine) ChunkSource(ctx context.Context, raw sluice.RawToken, h sluice.
 }
 
 // seededChunk generates a prototype chunk of the given size from a fresh
-// seed, and its tag, in one pass over the bytes.
-func (e *Engine) seededChunk(size int64) (sluice.Chunk, error) {
+// seed, and its tag, in one pass over the bytes. That is CPU work of up to
+// a second or so for the largest sizes: at most one chunk per CPU is made
+// at a time, node-wide, and the work stops once ctx ends (the request's
+// deadline passed or its client left), as unavailable.
+func (e *Engine) seededChunk(ctx context.Context, size int64) (sluice.Chunk, error) {
+	select {
+	case e.chunkMakers <- struct{}{}:
+		defer func() { <-e.chunkMakers }()
+	case <-ctx.Done():
+		return sluice.Chunk{}, unavailable(fmt.Errorf("making a chunk: %w", context.Cause(ctx)))
+	}
 	var b [16]byte
 	if err := e.read(b[:]); err != nil {
 		return sluice.Chunk{}, fmt.Errorf("chunk seed: %w", err)
 	}
 	seed := hex.EncodeToString(b[:])
 	h := sha256.New()
-	tag, err := proof.Encode(io.TeeReader(proof.NewSeeded(seed, size).NewReader(), h), size, e.cfg.Scheme.Params().LeafSize)
+	src := ctxReader{ctx: ctx, r: proof.NewSeeded(seed, size).NewReader()}
+	tag, err := proof.Encode(io.TeeReader(src, h), size, e.cfg.Scheme.Params().LeafSize)
+	if err := ctx.Err(); err != nil {
+		return sluice.Chunk{}, unavailable(fmt.Errorf("making a chunk: %w", context.Cause(ctx)))
+	}
 	if err != nil {
 		return sluice.Chunk{}, fmt.Errorf("encode chunk: %w", err)
 	}
 	ch := sluice.Chunk{Size: size, Seed: seed, Tag: tag}
 	h.Sum(ch.FileHash[:0])
 	return ch, nil
+}
+
+// ctxReader reads from r until ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // ChallengeItem is one contract's answer to a challenge query.

@@ -40,18 +40,19 @@ type ListContractsReply struct {
 
 // ChunkRoom asks how many bytes of new contracts the token may take now,
 // from the client address IP (the token moves there if it is new and has
-// room). It reserves nothing: AddContracts checks again.
+// room). It reserves nothing: the caller holds the room it makes chunks
+// for in the ledger itself (a reply lost to a deadline would leak a hold
+// the token made), and AddContracts checks again.
 type ChunkRoom struct {
 	Raw sluice.RawToken
 	IP  string
 }
 
-// ChunkRoomReply is the room left under the address's limit, and the
-// bytes of the token's live contracts.
 type ChunkRoomReply struct {
-	Room int64
-	Held int64
-	Err  error
+	Room    int64
+	Held    int64
+	Address string
+	Err     error
 }
 
 // AddContracts makes contracts of prepared chunks, as many as fit under the
@@ -174,7 +175,8 @@ func (a *tokenActor) Receive(c actor.Context) {
 			c.Respond(&ChunkRoomReply{Err: err})
 			return
 		}
-		c.Respond(&ChunkRoomReply{Room: a.e.ledger.room(a.t.Address, a.e.cfg.MaxBytesPerAddress), Held: a.liveBytes})
+		c.Respond(&ChunkRoomReply{Room: a.e.ledger.room(a.t.Address, a.e.cfg.MaxBytesPerAddress),
+			Held: a.liveBytes, Address: a.t.Address})
 	case *AddContracts:
 		made, err := a.add(msg)
 		c.Respond(&AddContractsReply{Contracts: made, Err: err})

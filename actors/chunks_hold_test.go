@@ -1,0 +1,125 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/metrics"
+	"github.com/sluicehq/sluice/persistence"
+)
+
+const holdAddress = "0x00000000000000000000000000000000000000aa"
+
+// startSmallNode is startNode with room for four chunks per address.
+func startSmallNode(t *testing.T) *node {
+	t.Helper()
+	store := newMemStore()
+	w := persistence.NewWriter(store, persistence.WriterOptions{})
+	e, err := Start(context.Background(), Config{
+		Terms:              sluice.Terms{Interval: interval},
+		ChunkSizes:         []int64{32 << 10},
+		MaxBytesPerAddress: 4 * (32 << 10),
+	}, store, w, metrics.New(), zap.NewNop())
+	if err != nil {
+		t.Fatalf("start engine: %v", err)
+	}
+	return &node{Engine: e, writer: w}
+}
+
+// fillChunkMakers takes every slot for making chunks, as chunk requests of
+// other farmers would; the returned func gives them back.
+func fillChunkMakers(e *Engine) func() {
+	for range runtime.GOMAXPROCS(0) {
+		e.chunkMakers <- struct{}{}
+	}
+	return func() {
+		for range runtime.GOMAXPROCS(0) {
+			<-e.chunkMakers
+		}
+	}
+}
+
+// While one request makes chunks for its address's room, a parallel
+// request of the same address finds no room, instead of making chunks for
+// the same room that its address could not take in the end.
+func TestChunkRequestHoldsItsRoomWhileItMakesChunks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := startSmallNode(t)
+		defer n.stop()
+		synctest.Wait()
+		ctx := context.Background()
+		raw, err := n.NewToken(ctx, TokenRequest{Address: holdAddress, IP: "192.0.2.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		limit := n.cfg.MaxBytesPerAddress
+		release := fillChunkMakers(n.Engine)
+		type result struct {
+			cs  []sluice.Contract
+			err error
+		}
+		first := make(chan result, 1)
+		go func() {
+			cs, err := n.Chunks(ctx, raw, "192.0.2.1", 4*(32<<10))
+			first <- result{cs, err}
+		}()
+		synctest.Wait() // the first request waits for a slot, holding its room
+		if room := n.ledger.room(holdAddress, limit); room != limit-4*(32<<10) {
+			t.Fatalf("room while the first request makes its chunks: %d, want %d held", room, limit-4*(32<<10))
+		}
+		// A second request of the same address finds no room, at once.
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		start := time.Now()
+		cs, err := n.Chunks(short, raw, "192.0.2.1", limit)
+		if err != nil || len(cs) != 0 || time.Since(start) > 0 {
+			t.Fatalf("second request: %d contracts, %v after %s; want none, at once", len(cs), err, time.Since(start))
+		}
+		release()
+		r := <-first
+		if r.err != nil || len(r.cs) != 4 {
+			t.Fatalf("first request: %d contracts, %v; want 4", len(r.cs), r.err)
+		}
+		if room := n.ledger.room(holdAddress, limit); room != 0 {
+			t.Fatalf("room after the first request: %d, want 0 (its contracts take it all)", room)
+		}
+	})
+}
+
+// A chunk request whose time runs out before or while it makes its chunks
+// is unavailable (503, try again), not an internal error, and gives back
+// the room it held.
+func TestChunkRequestOutOfTimeIsUnavailable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := startSmallNode(t)
+		defer n.stop()
+		synctest.Wait()
+		ctx := context.Background()
+		raw, err := n.NewToken(ctx, TokenRequest{Address: holdAddress, IP: "192.0.2.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		limit := n.cfg.MaxBytesPerAddress
+		release := fillChunkMakers(n.Engine)
+		defer release()
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := n.Chunks(short, raw, "192.0.2.1", 32<<10); !errors.Is(err, sluice.ErrUnavailable) {
+			t.Fatalf("request out of time while waiting to make chunks: %v, want unavailable", err)
+		}
+		if room := n.ledger.room(holdAddress, limit); room != limit {
+			t.Fatalf("room after the request gave up: %d, want all of it (%d)", room, limit)
+		}
+		// Out of time before it even asked its token.
+		if _, err := n.Chunks(short, raw, "192.0.2.1", 32<<10); !errors.Is(err, sluice.ErrUnavailable) {
+			t.Fatalf("request out of time: %v, want unavailable", err)
+		}
+	})
+}
