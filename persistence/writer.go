@@ -6,6 +6,7 @@ package persistence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -243,7 +244,29 @@ func (w *Writer) write(batch []*commit, recs []sluice.Record) {
 	if w.opt.Observe != nil {
 		w.opt.Observe(len(recs), took, err)
 	}
+	if err != nil && len(batch) > 1 && !errors.Is(err, sluice.ErrUnavailable) {
+		// The store refused the data rather than failed: one caller's
+		// records may be what it refuses, and they should not fail
+		// everyone else's. Each caller's records are written on their own.
+		w.writeEach(batch)
+		return
+	}
 	for _, c := range batch {
+		c.done <- err
+	}
+}
+
+// writeEach writes each commit of batch in its own store write.
+func (w *Writer) writeEach(batch []*commit) {
+	for _, c := range batch {
+		ctx, cancel := context.WithTimeout(context.Background(), w.opt.Timeout)
+		start := time.Now()
+		err := w.w.Write(ctx, c.recs)
+		took := time.Since(start)
+		cancel()
+		if w.opt.Observe != nil {
+			w.opt.Observe(len(c.recs), took, err)
+		}
 		c.done <- err
 	}
 }

@@ -169,7 +169,7 @@ func cut(id string) (caller, rest string, ok bool) {
 
 func TestErrorGoesToThatBatchOnly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		boom := errors.New("boom")
+		boom := fmt.Errorf("%w: boom", sluice.ErrUnavailable) // the store failed
 		store := &recordingStore{
 			gate: make(chan struct{}),
 			fail: func(call int) error {
@@ -205,6 +205,55 @@ func TestErrorGoesToThatBatchOnly(t *testing.T) {
 		}
 		if got := len(store.written()); got != 3 {
 			t.Errorf("batches: got %d, want 3", got)
+		}
+	})
+}
+
+// A store that refuses one caller's records (not failing, as when it is
+// unavailable) fails that caller only: the others of its batch are
+// written on their own.
+func TestRefusedRecordsFailTheirCallerOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		refused := fmt.Errorf("%w: key too long", sluice.ErrInvalid)
+		store := &recordingStore{gate: make(chan struct{})}
+		store.fail = func(call int) error {
+			store.mu.Lock()
+			defer store.mu.Unlock()
+			for _, r := range store.batches[call] {
+				if r.ID == "bad" {
+					return refused
+				}
+			}
+			return nil
+		}
+		w := NewWriter(store, WriterOptions{Flushers: 1})
+		defer w.Close()
+		ctx := context.Background()
+		first := commitAsync(ctx, w, rec("first")) // holds the flusher at the gate
+		synctest.Wait()
+		var good []<-chan error
+		for i := range 5 {
+			good = append(good, commitAsync(ctx, w, rec(fmt.Sprintf("g%d", i))))
+		}
+		bad := commitAsync(ctx, w, rec("ok-with-bad"), rec("bad"))
+		for i := range 5 {
+			good = append(good, commitAsync(ctx, w, rec(fmt.Sprintf("h%d", i))))
+		}
+		synctest.Wait()
+		close(store.gate)
+		if err := <-first; err != nil {
+			t.Fatalf("first: %v", err)
+		}
+		for i, r := range good {
+			if err := <-r; err != nil {
+				t.Errorf("caller %d, batched with refused records: got %v, want nil", i, err)
+			}
+		}
+		if err := <-bad; !errors.Is(err, refused) {
+			t.Errorf("caller of the refused record: got %v, want %v", err, refused)
+		}
+		if got := len(store.written()); got != 1+1+11 {
+			t.Errorf("store writes: got %d, want 13 (the first, the refused batch, each of its 11 callers)", got)
 		}
 	})
 }
