@@ -299,7 +299,7 @@ func (e *Engine) NewQuote(ctx context.Context, req QuoteRequest) (QuoteResult, e
 			ApproveAddress string          `json:"approveAddress"`
 			TokenAddress   string          `json:"tokenAddress"`
 		}
-		if json.Unmarshal(raw, &mq) != nil || mq.QuoteID == "" {
+		if json.Unmarshal(raw, &mq) != nil || !microservice.ValidKey(mq.QuoteID, microservice.MaxQuoteIDLen) {
 			return QuoteResult{}, &microservice.RemoteError{Status: 502, Message: "the storage backend sent an invalid quote"}
 		}
 		// The microservice's id is the node's (see ErrQuoteIDInUse): the

@@ -19,6 +19,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/sluicehq/sluice/internal/nodetest"
+	"github.com/sluicehq/sluice/microservice"
 )
 
 // strictService is a storage microservice as the Ocean ones behave where
@@ -32,6 +33,7 @@ type strictService struct {
 	status    int
 	fail      string // getStatus: "" answers status, else "404", "500" or "garbage"
 	quotes    int
+	quoteID   string // getQuote's quoteId, JSON-encoded, when set
 	uploads   int
 	links     []url.Values // getLink queries
 	histories []url.Values // getHistory queries
@@ -57,6 +59,10 @@ func (s *strictService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/getQuote":
 		s.quotes++
+		if s.quoteID != "" {
+			fmt.Fprintf(w, `{"quoteId":%s,"tokenAmount":"123","approveAddress":"0x5F8396D1BfDa5259Ee89196F892E4401BF3B596d"}`, s.quoteID)
+			return
+		}
 		fmt.Fprintf(w, `{"quoteId":"%032x","chainId":80001,"tokenAddress":"0x9c3C9283D3e44854697Cd22D3Faa240Cfb032889","tokenAmount":"123","approveAddress":"0x5F8396D1BfDa5259Ee89196F892E4401BF3B596d"}`, s.quotes)
 	case "/upload/":
 		var b struct{ Nonce string }
@@ -124,6 +130,34 @@ func proxyNode(t *testing.T, s nodetest.Store) (*nodetest.Node, *strictService) 
 func proxiedQuoteBody(user string) map[string]any {
 	return map[string]any{"type": "arweave", "files": []any{map[string]int{"length": 5}}, "duration": 3600,
 		"payment": map[string]any{"chainId": "80001", "tokenAddress": "0x9c3C9283D3e44854697Cd22D3Faa240Cfb032889"}, "userAddress": user}
+}
+
+// TestBackendQuoteIDsThatCannotBeKeys: a quote id from a storage backend
+// that the store could not key a record by (a NUL, which PostgreSQL text
+// cannot hold, other control characters, or longer than the node takes)
+// is the backend's invalid quote, 502, not a store failure; and it does
+// not fail the quotes of other users committed with it.
+func TestBackendQuoteIDsThatCannotBeKeys(t *testing.T) {
+	for _, st := range nodetest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			n, ms := proxyNode(t, st)
+			for _, id := range []string{`"a\u0000b"`, `"a\nb"`, `"` + strings.Repeat("q", microservice.MaxQuoteIDLen+1) + `"`} {
+				ms.mu.Lock()
+				ms.quoteID = id
+				ms.mu.Unlock()
+				r := do(t, "POST", n.URL+"/getQuote", proxiedQuoteBody("0x3b9ff1e4b40b3cc9ddc0fe7d2e9e4bcd1ad6aa4c"))
+				if r.code != 502 || !strings.Contains(r.str("error"), "invalid quote") {
+					t.Fatalf("backend quote id %.40s: got %d %v, want 502 invalid quote", id, r.code, r.body)
+				}
+			}
+			ms.mu.Lock()
+			ms.quoteID = `"` + strings.Repeat("q", microservice.MaxQuoteIDLen) + `"`
+			ms.mu.Unlock()
+			if r := do(t, "POST", n.URL+"/getQuote", proxiedQuoteBody("0x3b9ff1e4b40b3cc9ddc0fe7d2e9e4bcd1ad6aa4c")); r.code != 201 {
+				t.Fatalf("backend quote id of the longest length taken: got %d %.80v, want 201", r.code, r.body)
+			}
+		})
+	}
 }
 
 // TestProxiedStatusAndLink: once the files are handed to the

@@ -243,7 +243,28 @@ const (
 	MaxURLLen         = 2048
 )
 
-// checkLengths refuses a field over its limit.
+// MaxQuoteIDLen is the longest quote id the node takes from a storage
+// backend. The id is the quote's key in the store, and PostgreSQL refuses
+// index entries over about 2.7 KB; real ids are UUIDs or hashes.
+const MaxQuoteIDLen = 1024
+
+// ValidKey reports whether s, a storage type or a backend's quote id that
+// becomes a key in the store, is 1 to limit bytes without control
+// characters (PostgreSQL text cannot hold NUL; none belongs in a name).
+func ValidKey(s string, limit int) bool {
+	if s == "" || len(s) > limit {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkLengths refuses a field over its limit, and a type that cannot be
+// a key.
 func (reg registration) checkLengths() error {
 	for _, f := range []struct {
 		name  string
@@ -257,6 +278,9 @@ func (reg registration) checkLengths() error {
 		if len(f.value) > f.limit {
 			return fmt.Errorf("%s is longer than %d bytes", f.name, f.limit)
 		}
+	}
+	if !ValidKey(*reg.Type, MaxTypeLen) {
+		return errors.New("type must not hold control characters")
 	}
 	return nil
 }
