@@ -180,6 +180,13 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 		{[]string{"whitelist", "import", "a.csv", "b.csv"}, 2},
 		{[]string{"sim", "--bogus"}, 2},
 		{[]string{"nonsense"}, 2},
+		{[]string{"version", "extra"}, 2},
+		{[]string{"serve", "--data-dir", dir, "--listen", ":99999"}, 2},
+		{[]string{"serve", "--data-dir", dir, "--private-listen", "localhost"}, 2},
+		{[]string{"serve", "--database-url", "::::"}, 2},
+		{[]string{"farmer", "--address", "0xabc", "--node", "::"}, 2},
+		{[]string{"farmer", "--address", "0xabc", "--node", "ftp://x"}, 2},
+		{[]string{"version"}, 0},
 		{[]string{"serve", "-h"}, 0},
 		{[]string{"whitelist", "import", "--data-dir", dir, dir + "/missing.csv"}, 1},
 	} {

@@ -60,6 +60,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "whitelist":
 		err = whitelistCmd(ctx, args[1:], stdout, stderr)
 	case "version":
+		if len(args) > 1 {
+			err = badUsage(fmt.Errorf("version takes no arguments (got %q)", args[1]))
+			break
+		}
 		fmt.Fprintln(stdout, version)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)

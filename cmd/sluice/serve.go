@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"io"
 	"math"
 	"math/big"
@@ -278,6 +279,17 @@ func (c serveConfig) validate() error {
 	// the private listener, open to any host.
 	if strings.TrimSpace(c.listen) == "" || strings.TrimSpace(c.privateListen) == "" {
 		errs = append(errs, errors.New("--listen and --private-listen: want host:port addresses, not empty"))
+	} else {
+		for _, l := range []struct{ flag, addr string }{{"--listen", c.listen}, {"--private-listen", c.privateListen}} {
+			if err := checkListenAddr(l.addr); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: %w", l.flag, l.addr, err))
+			}
+		}
+	}
+	if c.databaseURL != "" {
+		if _, err := pgconn.ParseConfig(c.databaseURL); err != nil {
+			errs = append(errs, errors.New("--database-url: not a PostgreSQL URL or key=value connection string"))
+		}
 	}
 	if c.retention < 0 {
 		errs = append(errs, errors.New("--upload-retention: want 0 or more"))
@@ -289,6 +301,20 @@ func (c serveConfig) validate() error {
 		errs = append(errs, errors.New("--builtin-type: want a name"))
 	}
 	return errors.Join(errs...)
+}
+
+// checkListenAddr refuses an address net.Listen could never use: no
+// host:port form, or a port that is neither a number up to 65535 nor a
+// service name.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q: want a number from 0 to 65535", port)
+	}
+	return nil
 }
 
 // store is what serve needs of either store.
