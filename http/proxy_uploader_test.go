@@ -1,6 +1,8 @@
 package http_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -343,4 +345,37 @@ func TestHistoryStorageParameter(t *testing.T) {
 		wantUploaderError(t, history("&storage=arweave"), 403, "Invalid nonce.")
 		wantUploaderError(t, history("&storage=nope"), 404, "No matching storage type found")
 	})
+}
+
+// TestGzipQuoteBodies: a getQuote body sent gzipped is read as the Ocean
+// backend's JSON parser reads it, inflated; a broken one is a 400 and one
+// that inflates past the limit a 413.
+func TestGzipQuoteBodies(t *testing.T) {
+	n, _ := proxyNode(t, nodetest.Stores(t)[0])
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(b)
+		zw.Close()
+		return buf.Bytes()
+	}
+	plain, _ := json.Marshal(proxiedQuoteBody("0x3b9ff1e4b40b3cc9ddc0fe7d2e9e4bcd1ad6aa4c"))
+	bomb := gz(bytes.Repeat([]byte(" "), 10<<20))
+	broken := gz(plain)
+	broken[len(broken)/2] ^= 0xff
+	for _, tc := range []struct {
+		name string
+		body []byte
+		code int
+	}{
+		{"gzip", gz(plain), 201},
+		{"plain JSON labelled gzip", plain, 201},
+		{"broken gzip", broken, 400},
+		{"gzip bomb", bomb, 413},
+	} {
+		r := do(t, "POST", n.URL+"/getQuote", tc.body, "Content-Type", "application/json", "Content-Encoding", "gzip")
+		if r.code != tc.code {
+			t.Errorf("%s: got %d %.100s, want %d", tc.name, r.code, r.raw, tc.code)
+		}
+	}
 }

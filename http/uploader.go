@@ -217,11 +217,16 @@ func (s *Server) getQuote(w http.ResponseWriter, r *http.Request) {
 // past the limit is too large (413); any other failure (a read timeout, a
 // client that went away mid-body) is the body's (400).
 func readSmallBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	raw, err := io.ReadAll(maxBody(w, r, limit))
+	// Gunzipped when it is gzip, as the Ocean backend's JSON parser does.
+	raw, err := io.ReadAll(bodyReader(w, r, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		var se *sluice.Error
+		switch {
+		case errors.As(err, &tooLarge), errors.Is(err, errTooLarge):
 			return nil, errBodyTooLarge
+		case errors.As(err, &se):
+			return nil, err // a malformed gzip body
 		}
 		return nil, invalid("the body could not be read.")
 	}
