@@ -153,7 +153,7 @@ func TestPrivateListenerErrors(t *testing.T) {
 	other, _ := crypto.GenerateKey()
 	reg := func(typ, sig string) string {
 		b, _ := json.Marshal(map[string]any{"type": typ, "description": "d", "url": msURL, "signature": sig,
-			"payment": []any{map[string]any{"chainId": "1", "acceptedTokens": []any{map[string]string{"T": "0xabc"}}}}})
+			"payment": []any{map[string]any{"chainId": "1", "acceptedTokens": []any{map[string]string{"T": "0x9c3C9283D3e44854697Cd22D3Faa240Cfb032889"}}}}})
 		return string(b)
 	}
 	for _, c := range []struct {

@@ -129,7 +129,7 @@ func TestRegister(t *testing.T) {
 			{"new", body(arweave("File storage on Arweave")), 201, "Desired storage created."},
 			{"again, updated", body(arweave("Arweave, updated")), 200, "Chosen storage type is already active and registered."},
 			{"uploader.js shape", body(map[string]any{"type": "ipfs", "description": "IPFS", "url": vectorURL, "signature": vectorSig,
-				"paymentMethods": []any{map[string]any{"chainId": "1", "acceptedTokens": []any{map[string]string{"title": "ETH", "value": "0xabc"}}}}}), 201, "Desired storage created."},
+				"paymentMethods": []any{map[string]any{"chainId": "1", "acceptedTokens": []any{map[string]string{"title": "ETH", "value": "0x9c3C9283D3e44854697Cd22D3Faa240Cfb032889"}}}}}), 201, "Desired storage created."},
 			{"no signature", body(map[string]any{"type": "x", "url": vectorURL}), 400, "Invalid input data."},
 			{"no type", body(map[string]any{"url": vectorURL, "signature": vectorSig}), 400, "Invalid input data."},
 			{"garbage signature", body(map[string]any{"type": "x", "url": vectorURL, "signature": "0x1234"}), 400, "Invalid signature."},
@@ -140,6 +140,11 @@ func TestRegister(t *testing.T) {
 			{"not JSON", []byte("type=x"), 400, "Invalid input data."},
 			{"type too long", body(map[string]any{"type": strings.Repeat("t", MaxTypeLen+1), "url": vectorURL, "signature": vectorSig}), 400,
 				"Invalid input data: type is longer than 64 bytes."},
+			{"token that is no address", body(map[string]any{"type": "x", "url": vectorURL, "signature": vectorSig,
+				"payment": []any{map[string]any{"chainId": 1, "acceptedTokens": []any{map[string]string{"X": "zz"}}}}}), 400,
+				"Invalid input data: acceptedTokens: \"zz\" is not a token contract address."},
+			{"body not UTF-8", []byte("{\"type\":\"x\",\"description\":\"\xff\",\"url\":\"" + vectorURL + "\",\"signature\":\"" + vectorSig + "\"}"), 400,
+				"Invalid input data: the body is not valid UTF-8."},
 			{"type with NUL", body(map[string]any{"type": "nul\x00type", "url": vectorURL, "signature": vectorSig}), 400,
 				"Invalid input data: type must not hold control characters."},
 			{"type with a line break", body(map[string]any{"type": "a\nb", "url": vectorURL, "signature": vectorSig}), 400,
@@ -159,7 +164,7 @@ func TestRegister(t *testing.T) {
 			s.Payment[0].AcceptedTokens[0] != (Token{"WMATIC", "0x9c3C9283D3e44854697Cd22D3Faa240Cfb032889"}) {
 			t.Fatalf("arweave after update: %+v %v %v", s, known, active)
 		}
-		if s, _, _ := r.Get("ipfs"); s.Payment[0].AcceptedTokens[0] != (Token{"ETH", "0xabc"}) {
+		if s, _, _ := r.Get("ipfs"); s.Payment[0].AcceptedTokens[0] != (Token{"ETH", "0x9c3C9283D3e44854697Cd22D3Faa240Cfb032889"}) {
 			t.Fatalf("uploader.js shape: %+v", s)
 		}
 	})

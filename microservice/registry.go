@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ethereum/go-ethereum/common"
 	"go.uber.org/zap"
@@ -195,6 +196,13 @@ func (o rawPaymentOpt) option() (PaymentOption, error) {
 			opt.AcceptedTokens = append(opt.AcceptedTokens, Token{Title: sym, Value: addr})
 		}
 	}
+	// A token is named by its contract's address in getQuote: one that is
+	// not an address could never be quoted, only listed.
+	for _, t := range opt.AcceptedTokens {
+		if !strings.HasPrefix(strings.ToLower(t.Value), "0x") || !common.IsHexAddress(t.Value) {
+			return PaymentOption{}, fmt.Errorf("acceptedTokens: %q is not a token contract address", t.Value)
+		}
+	}
 	return opt, nil
 }
 
@@ -291,6 +299,9 @@ func (reg registration) checkLengths() error {
 // than MaxTypeLen, MaxDescriptionLen or MaxURLLen is a 400 "Invalid input
 // data: ..." before the signature is checked or the store is touched.
 func (r *Registry) Register(ctx context.Context, body []byte) (int, Reply) {
+	if !utf8.Valid(body) {
+		return refuse(400, "Invalid input data: the body is not valid UTF-8.")
+	}
 	var reg registration
 	if err := json.Unmarshal(body, &reg); err != nil || reg.Type == nil || *reg.Type == "" || reg.URL == nil || reg.Signature == nil {
 		return refuse(400, "Invalid input data.")
