@@ -618,7 +618,7 @@ func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if p := q.Get("page"); p != "" {
 		if page, err = strconv.Atoi(p); err != nil || page < 1 || page > math.MaxInt32 {
-			s.uploaderError(w, r, sluice.Errorf(sluice.ErrInvalid, "Invalid page: want a whole number from 1."))
+			s.uploaderError(w, r, sluice.Errorf(sluice.ErrInvalid, "Invalid page: want a whole number from 1 to 2147483647."))
 			return
 		}
 	}

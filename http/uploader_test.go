@@ -291,6 +291,11 @@ func TestUploaderAPI(t *testing.T) {
 		}
 		nonce, sig = u.next("")
 		wantUploaderError(t, do(t, "GET", n.URL+"/getHistory?"+url.Values{"userAddress": {other.addr}, "nonce": {nonce}, "signature": {sig}}.Encode(), nil), 400, "")
+		for _, page := range []string{"0", "-1", "x", "9223372036854775807", "2147483648"} {
+			nonce, sig = u.next("")
+			wantUploaderError(t, do(t, "GET", n.URL+"/getHistory?"+url.Values{"userAddress": {u.addr}, "nonce": {nonce}, "signature": {sig}, "page": {page}}.Encode(), nil),
+				400, "Invalid page: want a whole number from 1 to 2147483647.")
+		}
 	})
 }
 
