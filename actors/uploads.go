@@ -613,11 +613,25 @@ func (e *Engine) History(ctx context.Context, owner, typ string, page, size int)
 
 // quoteIndex lists each user's quotes, newest first, for history, and
 // knows every quote id, so that no two quotes get the same one.
+//
+// A user's quotes are kept oldest first, in the order they were added:
+// a new quote is the newest, so adding it is an append. One added out of
+// order (start-up loads quotes in the store's order) marks the list
+// unsorted, and the next read sorts it once. Adding stays constant-time
+// however many quotes a user has (getQuote needs no signature, so anyone
+// can make many for any address).
 type quoteIndex struct {
 	mu      sync.Mutex
-	by      map[string][]quoteRef
+	by      map[string]*ownerQuotes
 	ids     map[string]bool // every quote indexed
 	claimed map[string]bool // ids of quotes being made
+}
+
+// ownerQuotes is one user's quotes, by creation time then by the order
+// they were added once sorted is true.
+type ownerQuotes struct {
+	refs   []quoteRef
+	sorted bool
 }
 
 type quoteRef struct {
@@ -626,17 +640,26 @@ type quoteRef struct {
 }
 
 func newQuoteIndex() *quoteIndex {
-	return &quoteIndex{by: map[string][]quoteRef{}, ids: map[string]bool{}, claimed: map[string]bool{}}
+	return &quoteIndex{by: map[string]*ownerQuotes{}, ids: map[string]bool{}, claimed: map[string]bool{}}
 }
 
 func (x *quoteIndex) add(owner, id string, created time.Time) {
 	owner = strings.ToLower(owner)
+	// By the wall clock alone, as the quote's record has it: the order is
+	// the same before and after a restart.
+	created = created.Round(0)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.ids[id] = true
-	refs := append(x.by[owner], quoteRef{id, created})
-	slices.SortStableFunc(refs, func(a, b quoteRef) int { return b.created.Compare(a.created) })
-	x.by[owner] = refs
+	o := x.by[owner]
+	if o == nil {
+		o = &ownerQuotes{sorted: true}
+		x.by[owner] = o
+	}
+	if n := len(o.refs); n > 0 && created.Before(o.refs[n-1].created) {
+		o.sorted = false
+	}
+	o.refs = append(o.refs, quoteRef{id, created})
 }
 
 // claim reserves id for a quote being made: false if a quote has it or
@@ -658,13 +681,32 @@ func (x *quoteIndex) unclaim(id string) {
 	delete(x.claimed, id)
 }
 
+// of lists a user's quote ids, newest first; quotes created at the same
+// instant come in the order they were added.
 func (x *quoteIndex) of(owner string) []string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	refs := x.by[strings.ToLower(owner)]
-	out := make([]string, len(refs))
-	for i, r := range refs {
-		out[i] = r.id
+	o := x.by[strings.ToLower(owner)]
+	if o == nil {
+		return []string{}
+	}
+	if !o.sorted {
+		// Stable: quotes of one instant keep the order they were added.
+		slices.SortStableFunc(o.refs, func(a, b quoteRef) int { return a.created.Compare(b.created) })
+		o.sorted = true
+	}
+	out := make([]string, 0, len(o.refs))
+	// Newest first: the runs of one instant from the last, each run in
+	// its own (added) order.
+	for end := len(o.refs); end > 0; {
+		start := end - 1
+		for start > 0 && o.refs[start-1].created.Equal(o.refs[end-1].created) {
+			start--
+		}
+		for _, r := range o.refs[start:end] {
+			out = append(out, r.id)
+		}
+		end = start
 	}
 	return out
 }
