@@ -419,24 +419,31 @@ func (e *Engine) Quote(ctx context.Context, id string) (sluice.Quote, error) {
 }
 
 // quoteState returns a quote's current state from its actor, or from its
-// record when it has none (it is final).
+// record when it has none: a final quote's actor stops (stopIfFinal), and
+// start-up spawns none for it. Its record is then all there is to it,
+// committed before the actor took the final status.
 func (e *Engine) quoteState(ctx context.Context, id string) (quoteState, error) {
 	res, err := e.dir.Ask(ctx, quoteIdentity(id), &GetQuote{})
 	if errors.Is(err, errNoActor) {
-		rec, err := e.store.Get(ctx, sluice.KindQuote, id)
-		if errors.Is(err, sluice.ErrNotFound) {
-			return quoteState{}, ErrQuoteNotFound
-		}
-		if err != nil {
-			return quoteState{}, unavailable(err)
-		}
-		return decodeQuote(rec)
+		return e.storedQuote(ctx, id)
 	}
 	if err != nil {
 		return quoteState{}, err
 	}
 	r := res.(*QuoteReply)
 	return quoteState{Quote: r.Quote, HandedOff: r.HandedOff}, nil
+}
+
+// storedQuote reads a quote's record.
+func (e *Engine) storedQuote(ctx context.Context, id string) (quoteState, error) {
+	rec, err := e.store.Get(ctx, sluice.KindQuote, id)
+	if errors.Is(err, sluice.ErrNotFound) {
+		return quoteState{}, ErrQuoteNotFound
+	}
+	if err != nil {
+		return quoteState{}, unavailable(err)
+	}
+	return decodeQuote(rec)
 }
 
 // StartUpload gives a quote its stored files, sent by the signed request
@@ -455,13 +462,27 @@ func (e *Engine) StartUpload(ctx context.Context, id string, up StartUpload) err
 		up.spend = &spend
 		res, err := e.dir.Ask(ctx, quoteIdentity(id), &up)
 		if errors.Is(err, errNoActor) {
-			return &sluice.Error{Kind: sluice.ErrConflict, Message: "Files already uploaded."}
+			return e.finalUploadRefused(ctx, id)
 		}
 		if err != nil {
 			return err
 		}
 		return res.(*StartUploadReply).Err
 	})
+}
+
+// finalUploadRefused answers an upload to a quote without an actor, which
+// is final, as its actor would have (quoteActor.startUpload): expired, or
+// it has had its files.
+func (e *Engine) finalUploadRefused(ctx context.Context, id string) error {
+	q, err := e.storedQuote(ctx, id)
+	if err != nil {
+		return err
+	}
+	if q.Status == sluice.StatusQuoteExpired {
+		return &sluice.Error{Kind: sluice.ErrExpired, Message: "Quote expired: ask for a new one."}
+	}
+	return &sluice.Error{Kind: sluice.ErrConflict, Message: "Files already uploaded."}
 }
 
 // FailQuote ends an unfinished quote with a failure status.
