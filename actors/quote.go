@@ -90,13 +90,16 @@ type (
 )
 
 // quoteActor owns one quote: its status, its expiry timer, and the payment
-// and storage work, which runs on worker goroutines that report back.
+// and storage work, which runs on worker goroutines that report back. It
+// stops once the quote is final (stopIfFinal).
 type quoteActor struct {
 	e       *Engine
 	q       quoteState
 	timer   scheduler.CancelFunc
-	cancel  context.CancelFunc // stops the worker in flight
+	retry   scheduler.CancelFunc // the next step after a failed commit
+	cancel  context.CancelFunc   // stops the worker in flight
 	working bool
+	stopped bool // stopping, or told to
 }
 
 func newQuoteProps(e *Engine) *actor.Props {
@@ -106,12 +109,17 @@ func newQuoteProps(e *Engine) *actor.Props {
 }
 
 func (a *quoteActor) Receive(c actor.Context) {
+	defer a.stopIfFinal(c)
 	switch msg := c.Message().(type) {
 	case *actor.Started:
 		a.start(c)
 	case *actor.Stopping, *actor.Restarting:
+		a.stopped = true
 		if a.timer != nil {
 			a.timer()
+		}
+		if a.retry != nil {
+			a.retry()
 		}
 		if a.cancel != nil {
 			a.cancel()
@@ -200,6 +208,21 @@ func (a *quoteActor) relayed(c actor.Context, status int) error {
 	return nil
 }
 
+// stopIfFinal stops the actor once its quote is final and no worker is in
+// flight: nothing can happen to the quote any more (every message leaves a
+// final status as it is). Requests already queued are answered first;
+// later ones find no actor and are answered from the quote's record
+// (Engine.quoteState), as for the final quotes start-up spawns no actor
+// for. A built-in quote at 300 waiting for its pieces' farmers is not
+// final, and keeps its actor.
+func (a *quoteActor) stopIfFinal(c actor.Context) {
+	if a.stopped || a.working || !sluice.QuoteFinal(a.q.Status) {
+		return
+	}
+	a.stopped = true
+	c.Poison(c.Self())
+}
+
 func (a *quoteActor) start(c actor.Context) {
 	id := entityID(c.Self())
 	if st, ok := a.e.boot.LoadAndDelete(quoteIdentity(id)); ok {
@@ -228,7 +251,10 @@ func (a *quoteActor) set(c actor.Context, change func(*quoteState), with ...slui
 	next.Version++
 	if err := a.e.writer.CommitBy(a.e.commitBy(), append([]sluice.Record{quoteRecord(&next)}, with...)...); err != nil {
 		a.e.log.Warn(eventCommitFailed, zap.String("kind", "quote"), zap.Error(err))
-		a.e.sched.SendOnce(time.Second, c.Self(), &quoteProgress{})
+		if a.retry != nil {
+			a.retry()
+		}
+		a.retry = a.e.sched.SendOnce(time.Second, c.Self(), &quoteProgress{})
 		return false
 	}
 	if next.Status != a.q.Status {
