@@ -44,7 +44,7 @@ func TestQuoteIndexOrder(t *testing.T) {
 	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
 
 	x := newQuoteIndex()
-	if got := x.of("0xAbC"); len(got) != 0 {
+	if got := x.of("0xAbC", ""); len(got) != 0 {
 		t.Fatalf("no quotes: got %v, want none", got)
 	}
 	steps := []struct {
@@ -62,12 +62,12 @@ func TestQuoteIndexOrder(t *testing.T) {
 		{"h", at(30), []string{"e", "h", "b", "d", "a", "f", "c", "g"}},
 	}
 	for _, s := range steps {
-		x.add("0xABC", s.id, s.created)
-		if got := x.of("0xabc"); !slices.Equal(got, s.want) {
+		x.add("0xABC", s.id, "", s.created)
+		if got := x.of("0xabc", ""); !slices.Equal(got, s.want) {
 			t.Fatalf("after adding %s: got %v, want %v", s.id, got, s.want)
 		}
 	}
-	if got := x.of("0xdef"); len(got) != 0 {
+	if got := x.of("0xdef", ""); len(got) != 0 {
 		t.Fatalf("another owner: got %v, want none", got)
 	}
 
@@ -78,19 +78,23 @@ func TestQuoteIndexOrder(t *testing.T) {
 		x := newQuoteIndex()
 		var added []quoteRef
 		for i := range 200 {
-			ref := quoteRef{strconv.Itoa(i), at(r.IntN(20))}
+			ref := quoteRef{id: strconv.Itoa(i), typ: []string{"sluice", "arweave"}[r.IntN(2)], created: at(r.IntN(20))}
 			if r.IntN(4) > 0 && len(added) > 0 {
 				ref.created = added[len(added)-1].created.Add(time.Duration(r.IntN(3)) * time.Second) // mostly in order
 			}
-			x.add("owner", ref.id, ref.created)
+			x.add("owner", ref.id, ref.typ, ref.created)
 			added = append(added, ref)
 			if r.IntN(10) == 0 {
-				if got, want := x.of("owner"), indexOrder(added); !slices.Equal(got, want) {
+				if got, want := x.of("owner", ""), indexOrder(added); !slices.Equal(got, want) {
 					t.Fatalf("round %d, after %d adds: got %v, want %v", round, i+1, got, want)
+				}
+				arweave := slices.DeleteFunc(slices.Clone(added), func(q quoteRef) bool { return q.typ != "arweave" })
+				if got, want := x.of("owner", "arweave"), indexOrder(arweave); !slices.Equal(got, want) {
+					t.Fatalf("round %d, after %d adds, arweave only: got %v, want %v", round, i+1, got, want)
 				}
 			}
 		}
-		if got, want := x.of("owner"), indexOrder(added); !slices.Equal(got, want) {
+		if got, want := x.of("owner", ""), indexOrder(added); !slices.Equal(got, want) {
 			t.Fatalf("round %d: got %v, want %v", round, got, want)
 		}
 	}
@@ -103,9 +107,9 @@ func TestQuoteIndexOrder(t *testing.T) {
 func TestQuoteIndexOrderByWallClock(t *testing.T) {
 	now := time.Now()
 	x := newQuoteIndex()
-	x.add("o", "loaded", now.Round(0))
-	x.add("o", "new", now)
-	if got, want := x.of("o"), []string{"loaded", "new"}; !slices.Equal(got, want) {
+	x.add("o", "loaded", "", now.Round(0))
+	x.add("o", "new", "", now)
+	if got, want := x.of("o", ""), []string{"loaded", "new"}; !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v (one instant, in the order added)", got, want)
 	}
 }
@@ -121,7 +125,7 @@ func TestQuoteIndexClaims(t *testing.T) {
 	if !x.claim("q") {
 		t.Fatal("claim q after unclaim: got refused, want it")
 	}
-	x.add("o", "q", time.Now())
+	x.add("o", "q", "", time.Now())
 	x.unclaim("q")
 	if x.claim("q") {
 		t.Fatal("claim an indexed id: got it, want refused")
@@ -142,7 +146,7 @@ func BenchmarkQuoteIndexAdd(b *testing.B) {
 			fill := func() *quoteIndex {
 				x := newQuoteIndex()
 				for i := range n {
-					x.add("0xowner", ids[i], base.Add(time.Duration(i)*time.Millisecond))
+					x.add("0xowner", ids[i], "", base.Add(time.Duration(i)*time.Millisecond))
 				}
 				return x
 			}
@@ -155,7 +159,7 @@ func BenchmarkQuoteIndexAdd(b *testing.B) {
 					x, k = fill(), n
 					b.StartTimer()
 				}
-				x.add("0xowner", ids[k], base.Add(time.Duration(k)*time.Millisecond))
+				x.add("0xowner", ids[k], "", base.Add(time.Duration(k)*time.Millisecond))
 				k++
 			}
 		})
@@ -432,6 +436,45 @@ func TestProxiedQuoteActorStopsAtFinalStatus(t *testing.T) {
 		fake.mu.Unlock()
 		if st, err := n.QuoteStatus(ctx, "p"); err != nil || st != 400 {
 			t.Fatalf("getStatus once final: got %d, %v; want the recorded 400", st, err)
+		}
+	})
+}
+
+// TestHistoryReadsOnlyItsPage: a history page reads the quotes on it and
+// no others, with the type filter applied from the index: a user given
+// very many quotes (getQuote needs no signature) still gets a page for
+// the price of a page. The index entry of a quote whose record cannot be
+// read stands in for the cost: it fails only a page it is on.
+func TestHistoryReadsOnlyItsPage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := startWith(t, newMemStore(), Config{})
+		defer n.stop()
+		synctest.Wait()
+		u := newQuoteUser()
+		var ids []string
+		for range 3 {
+			time.Sleep(time.Second)
+			res, err := n.NewQuote(ctx, QuoteRequest{Type: "sluice", Lengths: []int64{5}, Duration: 60, HasDuration: true,
+				ChainID: json.RawMessage("1"), Owner: u.owner})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, res.QuoteID)
+		}
+		// The oldest entries: one of another type, one with no record.
+		n.quotes.add(u.owner, "elsewhere", "arweave", time.Unix(1, 0))
+		n.quotes.add(u.owner, "unreadable", "sluice", time.Unix(2, 0))
+		h, err := n.History(ctx, u.owner, "sluice", 1, 3)
+		if err != nil || h.MaxPages != 2 || len(h.Quotes) != 3 ||
+			h.Quotes[0].ID != ids[2] || h.Quotes[1].ID != ids[1] || h.Quotes[2].ID != ids[0] {
+			t.Fatalf("first page of 3 sluice quotes: got %+v, %v; want the three newest and 2 pages", h, err)
+		}
+		if _, err := n.History(ctx, u.owner, "sluice", 2, 3); !errors.Is(err, ErrQuoteNotFound) {
+			t.Fatalf("the page holding the unreadable entry: got %v, want it not found", err)
+		}
+		if h, err := n.History(ctx, u.owner, "nope", 1, 3); err != nil || h.MaxPages != 0 || len(h.Quotes) != 0 {
+			t.Fatalf("history of a type the user has no quotes of: got %+v, %v; want an empty page", h, err)
 		}
 	})
 }

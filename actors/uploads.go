@@ -327,7 +327,7 @@ func (e *Engine) NewQuote(ctx context.Context, req QuoteRequest) (QuoteResult, e
 	if err := e.spawn(quoteIdentity(q.ID), &st); err != nil {
 		return QuoteResult{}, err
 	}
-	e.quotes.add(q.Owner, q.ID, q.Created)
+	e.quotes.add(q.Owner, q.ID, q.Type, q.Created)
 	return resultOf(q), nil
 }
 
@@ -615,20 +615,19 @@ type HistoryPage struct {
 // History lists a user's quotes across types (or of one type), newest
 // first; page is 1-based.
 func (e *Engine) History(ctx context.Context, owner, typ string, page, size int) (HistoryPage, error) {
-	ids := e.quotes.of(owner)
-	var qs []sluice.Quote
-	for _, id := range ids {
+	// The index knows each quote's type: only the page's quotes are read
+	// (getQuote needs no signature, so a user may have been given very
+	// many).
+	ids := e.quotes.of(owner, typ)
+	out := HistoryPage{MaxPages: (len(ids) + size - 1) / size, Quotes: []sluice.Quote{}}
+	from := min(len(ids), (page-1)*size)
+	for _, id := range ids[from:min(len(ids), from+size)] {
 		q, err := e.Quote(ctx, id)
 		if err != nil {
 			return HistoryPage{}, err
 		}
-		if typ == "" || q.Type == typ {
-			qs = append(qs, q)
-		}
+		out.Quotes = append(out.Quotes, q)
 	}
-	out := HistoryPage{MaxPages: (len(qs) + size - 1) / size}
-	from := min(len(qs), (page-1)*size)
-	out.Quotes = qs[from:min(len(qs), from+size)]
 	return out, nil
 }
 
@@ -657,6 +656,7 @@ type ownerQuotes struct {
 
 type quoteRef struct {
 	id      string
+	typ     string // the quote's storage type, which never changes
 	created time.Time
 }
 
@@ -664,7 +664,7 @@ func newQuoteIndex() *quoteIndex {
 	return &quoteIndex{by: map[string]*ownerQuotes{}, ids: map[string]bool{}, claimed: map[string]bool{}}
 }
 
-func (x *quoteIndex) add(owner, id string, created time.Time) {
+func (x *quoteIndex) add(owner, id, typ string, created time.Time) {
 	owner = strings.ToLower(owner)
 	// By the wall clock alone, as the quote's record has it: the order is
 	// the same before and after a restart.
@@ -680,7 +680,7 @@ func (x *quoteIndex) add(owner, id string, created time.Time) {
 	if n := len(o.refs); n > 0 && created.Before(o.refs[n-1].created) {
 		o.sorted = false
 	}
-	o.refs = append(o.refs, quoteRef{id, created})
+	o.refs = append(o.refs, quoteRef{id, typ, created})
 }
 
 // claim reserves id for a quote being made: false if a quote has it or
@@ -702,9 +702,10 @@ func (x *quoteIndex) unclaim(id string) {
 	delete(x.claimed, id)
 }
 
-// of lists a user's quote ids, newest first; quotes created at the same
-// instant come in the order they were added.
-func (x *quoteIndex) of(owner string) []string {
+// of lists a user's quote ids of storage type typ ("": of every type),
+// newest first; quotes created at the same instant come in the order they
+// were added.
+func (x *quoteIndex) of(owner, typ string) []string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	o := x.by[strings.ToLower(owner)]
@@ -725,7 +726,9 @@ func (x *quoteIndex) of(owner string) []string {
 			start--
 		}
 		for _, r := range o.refs[start:end] {
-			out = append(out, r.id)
+			if typ == "" || r.typ == typ {
+				out = append(out, r.id)
+			}
 		}
 		end = start
 	}
@@ -836,7 +839,7 @@ func (e *Engine) recoverQuotes(ctx context.Context) error {
 			e.log.Error(eventRecordSkipped, zap.String("kind", "quote"), zap.String("id", r.ID), zap.Error(err))
 			return nil
 		}
-		e.quotes.add(q.Owner, q.ID, q.Created)
+		e.quotes.add(q.Owner, q.ID, q.Type, q.Created)
 		if q.BackendID != "" && sluice.QuoteFinal(q.Status) {
 			e.releaseFiles(q.Quote) // the store keeps no schedule: re-issue it
 		}
