@@ -33,6 +33,19 @@ func startSmallNode(t *testing.T) *node {
 	return &node{Engine: e, writer: w}
 }
 
+// holdSetup starts a small node with a token of holdAddress, and takes
+// every slot for making chunks (fillChunkMakers). In a synctest bubble.
+func holdSetup(t *testing.T) (*node, sluice.RawToken, func()) {
+	t.Helper()
+	n := startSmallNode(t)
+	synctest.Wait()
+	raw, err := n.NewToken(context.Background(), TokenRequest{Address: holdAddress, IP: "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, raw, fillChunkMakers(n.Engine)
+}
+
 // fillChunkMakers takes every slot for making chunks, as chunk requests of
 // other farmers would; the returned func gives them back.
 func fillChunkMakers(e *Engine) func() {
@@ -51,16 +64,9 @@ func fillChunkMakers(e *Engine) func() {
 // the same room that its address could not take in the end.
 func TestChunkRequestHoldsItsRoomWhileItMakesChunks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := startSmallNode(t)
+		n, raw, release := holdSetup(t)
 		defer n.stop()
-		synctest.Wait()
-		ctx := context.Background()
-		raw, err := n.NewToken(ctx, TokenRequest{Address: holdAddress, IP: "192.0.2.1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		limit := n.cfg.MaxBytesPerAddress
-		release := fillChunkMakers(n.Engine)
+		ctx, limit := context.Background(), n.cfg.MaxBytesPerAddress
 		type result struct {
 			cs  []sluice.Contract
 			err error
@@ -98,16 +104,9 @@ func TestChunkRequestHoldsItsRoomWhileItMakesChunks(t *testing.T) {
 // the room it held.
 func TestChunkRequestOutOfTimeIsUnavailable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := startSmallNode(t)
+		n, raw, release := holdSetup(t)
 		defer n.stop()
-		synctest.Wait()
-		ctx := context.Background()
-		raw, err := n.NewToken(ctx, TokenRequest{Address: holdAddress, IP: "192.0.2.1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		limit := n.cfg.MaxBytesPerAddress
-		release := fillChunkMakers(n.Engine)
+		ctx, limit := context.Background(), n.cfg.MaxBytesPerAddress
 		defer release()
 		short, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()

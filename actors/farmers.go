@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/ctxio"
 	"github.com/sluicehq/sluice/proof"
 )
 
@@ -223,7 +224,7 @@ func (e *Engine) seededChunk(ctx context.Context, size int64) (sluice.Chunk, err
 	}
 	seed := hex.EncodeToString(b[:])
 	h := sha256.New()
-	src := ctxReader{ctx: ctx, r: proof.NewSeeded(seed, size).NewReader()}
+	src := ctxio.Reader(ctx, proof.NewSeeded(seed, size).NewReader())
 	tag, err := proof.Encode(io.TeeReader(src, h), size, e.cfg.Scheme.Params().LeafSize)
 	if err := ctx.Err(); err != nil {
 		return sluice.Chunk{}, unavailable(fmt.Errorf("making a chunk: %w", context.Cause(ctx)))
@@ -234,19 +235,6 @@ func (e *Engine) seededChunk(ctx context.Context, size int64) (sluice.Chunk, err
 	ch := sluice.Chunk{Size: size, Seed: seed, Tag: tag}
 	h.Sum(ch.FileHash[:0])
 	return ch, nil
-}
-
-// ctxReader reads from r until ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // ChallengeItem is one contract's answer to a challenge query.

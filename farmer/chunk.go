@@ -1,7 +1,6 @@
 package farmer
 
 import (
-	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -180,16 +179,3 @@ func prove(r io.ReaderAt, tag proof.Tag, ch proof.Challenge, tree *proof.Tree) (
 // treeBytes estimates the memory of a chunk's cached tree: every level
 // kept, about two hashes per leaf.
 func treeBytes(tag proof.Tag) int64 { return 2*tag.Leaves()*int64(len(proof.Hash{})) + 64 }
-
-// ctxReader stops a long copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/ctxio"
 	"github.com/sluicehq/sluice/proof"
 )
 
@@ -464,7 +465,7 @@ func (s *session) obtain(ctx context.Context, it ChunkItem, sent, recv time.Time
 	ctx, cancel := context.WithDeadline(ctx, sent.Add(due-due/4))
 	defer cancel()
 	if it.Seed != "" {
-		r := ctxReader{ctx, proof.NewSeeded(it.Seed, it.Size).NewReader()}
+		r := ctxio.Reader(ctx, proof.NewSeeded(it.Seed, it.Size).NewReader())
 		if s.cfg.Memory {
 			ev.seed = it.Seed
 			ev.err = VerifyChunk(r, it)
@@ -479,7 +480,7 @@ func (s *session) obtain(ctx context.Context, it ChunkItem, sent, recv time.Time
 		return ev
 	}
 	defer body.Close()
-	ev.err = WriteChunk(s.path(it.FileHash), ctxReader{ctx, body}, it)
+	ev.err = WriteChunk(s.path(it.FileHash), ctxio.Reader(ctx, body), it)
 	return ev
 }
 
