@@ -122,3 +122,70 @@ func TestChunkRequestOutOfTimeIsUnavailable(t *testing.T) {
 		}
 	})
 }
+
+// The hold lasts until the contracts are made: another token of the same
+// address asking while the first request waits on its token (here busy
+// with a slow commit) finds no room, rather than taking the room the
+// first request made its chunks for.
+func TestChunkRequestKeepsItsHoldUntilItsContractsAreMade(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, t1, release := holdSetup(t)
+		defer n.stop()
+		ctx, limit := context.Background(), n.cfg.MaxBytesPerAddress
+		store := n.Engine.store.(*memStore)
+		t2, err := n.NewToken(ctx, TokenRequest{Address: holdAddress, IP: "192.0.2.2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := make(chan []sluice.Contract, 1)
+		go func() { cs, _ := n.Chunks(ctx, t1, "192.0.2.1", limit); a <- cs }()
+		synctest.Wait() // the first request holds all the room, waiting for a slot
+		// Keep its token busy: an IP move commits, and the store stalls.
+		stall := make(chan struct{})
+		store.mu.Lock()
+		store.stall = stall
+		store.mu.Unlock()
+		go n.Chunks(ctx, t1, "192.0.2.9", 0)
+		synctest.Wait()
+		release()
+		synctest.Wait() // its chunks are made; it waits on its token
+		b := make(chan []sluice.Contract, 1)
+		go func() { cs, _ := n.Chunks(ctx, t2, "192.0.2.2", limit); b <- cs }()
+		synctest.Wait()
+		store.mu.Lock()
+		store.stall = nil
+		store.mu.Unlock()
+		close(stall)
+		if ca, cb := <-a, <-b; len(ca) != 4 || len(cb) != 0 {
+			t.Fatalf("got %d contracts for the first request and %d for the later one, want 4 and 0", len(ca), len(cb))
+		}
+		if room, free := n.ledger.room(holdAddress, limit), n.ledger.free(holdAddress, limit); room != 0 || free != 0 {
+			t.Fatalf("ledger after both: room %d, free %d; want 0 and 0 (four contracts, nothing held)", room, free)
+		}
+	})
+}
+
+// Holds count against the limit for room and reserve, and not for free:
+// what an address could take once the requests making chunks are done.
+func TestLedgerHolds(t *testing.T) {
+	l := newLedger()
+	const a, limit = "0xa", 100
+	l.add(a, 30)
+	if got := l.hold(a, 50, limit); got != 50 {
+		t.Fatalf("hold 50 of 70 free: got %d", got)
+	}
+	if got := l.hold(a, 50, limit); got != 20 {
+		t.Fatalf("hold 50 of the 20 left: got %d", got)
+	}
+	if room, free := l.room(a, limit), l.free(a, limit); room != 0 || free != 70 {
+		t.Fatalf("room %d, free %d; want 0 and 70", room, free)
+	}
+	if got := l.reserve(a, 10, limit); got != 0 {
+		t.Fatalf("reserve with everything held: got %d", got)
+	}
+	l.unhold(a, 50)
+	l.unhold(a, 20)
+	if room, free := l.room(a, limit), l.free(a, limit); room != 70 || free != 70 {
+		t.Fatalf("after the holds are given back: room %d, free %d; want 70 and 70", room, free)
+	}
+}

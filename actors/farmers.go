@@ -131,17 +131,20 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 	// Hold the room while its chunks are made, so that parallel requests
 	// of one address do not each make chunks for the same room (seconds
 	// of CPU for a gigabyte, all but one lot of it refused at the end).
-	hold := e.ledger.reserve(r.Address, min(want, r.Room), e.cfg.MaxBytesPerAddress)
-	defer func() { e.ledger.release(r.Address, hold) }()
+	// AddContracts may use the hold; it is given back when this returns.
+	hold := e.ledger.hold(r.Address, min(want, r.Room), e.cfg.MaxBytesPerAddress)
+	defer e.ledger.unhold(r.Address, hold)
 	// Pieces of uploaded files first, then prototype chunks for the rest
 	// but for room the farmer is making for pieces it could not take yet.
+	// What the farmer could take is judged without other requests' holds,
+	// which last only while they make their chunks.
 	farmer := raw.FarmerID()
 	room := hold
 	chunks := e.pool.take(farmer, room, e.cfg.MaxChunksPerRequest, e.now())
 	for _, ch := range chunks {
 		room -= ch.Size
 	}
-	room -= e.pool.reserved(farmer, room, r.Held+hold, e.now())
+	room -= e.pool.reserved(farmer, room, r.Held+min(want, r.Free), e.now())
 	maxProto := 0
 	if e.cfg.MaxChunksPerRequest > 0 {
 		maxProto = e.cfg.MaxChunksPerRequest - len(chunks)
@@ -159,10 +162,7 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 	if len(chunks) == 0 {
 		return nil, nil
 	}
-	// AddContracts takes the room itself.
-	e.ledger.release(r.Address, hold)
-	hold = 0
-	res, err = e.askToken(ctx, raw, &AddContracts{Raw: raw, Chunks: chunks})
+	res, err = e.askToken(ctx, raw, &AddContracts{Raw: raw, Chunks: chunks, Held: hold})
 	if err != nil {
 		e.returnChunks(farmer, chunks, nil)
 		return nil, err

@@ -48,18 +48,26 @@ type ChunkRoom struct {
 	IP  string
 }
 
+// ChunkRoomReply is the room left under the address's limit (Free: as it
+// would be without the holds of requests making chunks), the bytes of the
+// token's live contracts, and the token's payout address.
 type ChunkRoomReply struct {
 	Room    int64
+	Free    int64
 	Held    int64
 	Address string
 	Err     error
 }
 
 // AddContracts makes contracts of prepared chunks, as many as fit under the
-// address's limit at that moment.
+// address's limit at that moment. Held is the room the caller holds in the
+// ledger for them (ledger.hold), which the token may use besides what it
+// reserves: no other request can take it in between. The caller gives its
+// hold back itself once the call returns, whatever the outcome.
 type AddContracts struct {
 	Raw    sluice.RawToken
 	Chunks []sluice.Chunk
+	Held   int64
 }
 
 // AddContractsReply lists the contracts made (committed and running).
@@ -176,7 +184,7 @@ func (a *tokenActor) Receive(c actor.Context) {
 			return
 		}
 		c.Respond(&ChunkRoomReply{Room: a.e.ledger.room(a.t.Address, a.e.cfg.MaxBytesPerAddress),
-			Held: a.liveBytes, Address: a.t.Address})
+			Free: a.e.ledger.free(a.t.Address, a.e.cfg.MaxBytesPerAddress), Held: a.liveBytes, Address: a.t.Address})
 	case *AddContracts:
 		made, err := a.add(msg)
 		c.Respond(&AddContractsReply{Contracts: made, Err: err})
@@ -398,8 +406,19 @@ func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 	for _, ch := range msg.Chunks {
 		want += ch.Size
 	}
-	unused := a.e.ledger.reserve(a.t.Address, want, a.e.cfg.MaxBytesPerAddress)
-	defer func() { a.e.ledger.release(a.t.Address, unused) }()
+	extra := a.e.ledger.reserve(a.t.Address, max(0, want-msg.Held), a.e.cfg.MaxBytesPerAddress)
+	budget := msg.Held + extra
+	unused := budget
+	defer func() {
+		// The ledger counts extra for this call: make it count the
+		// contracts made instead (some of them may be in the caller's
+		// hold, which the caller gives back).
+		if made := budget - unused; made > extra {
+			a.e.ledger.add(a.t.Address, made-extra)
+		} else {
+			a.e.ledger.release(a.t.Address, extra-made)
+		}
+	}()
 	seen := map[sluice.FileHash]bool{}
 	var made []sluice.Contract
 	var recs []sluice.Record
