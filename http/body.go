@@ -45,15 +45,9 @@ func bodyReader(w http.ResponseWriter, r *http.Request, limit int64) io.Reader {
 // except that a body whose Content-Length already says it is larger fails
 // at once: reading it first would hold the connection for the whole read
 // timeout, and invite a client that sent Expect: 100-continue to send it
-// all. A body labelled gzip is limited after decompression, so its
-// length is judged with room for the most gzip can grow incompressible
-// data (the original farmer labels plain JSON gzip, too).
+// all. (A gzip body is limited as sent, here, and again once inflated.)
 func maxBody(w http.ResponseWriter, r *http.Request, limit int64) io.ReadCloser {
-	declared := limit
-	if r.Header.Get("Content-Encoding") != "" {
-		declared += limit/512 + 1024
-	}
-	if r.ContentLength > declared {
+	if r.ContentLength > limit {
 		w.Header().Set("Connection", "close")
 		return io.NopCloser(errReader{&http.MaxBytesError{Limit: limit}})
 	}

@@ -160,6 +160,16 @@ func TestFarmerBatchWindowZeroSendsAtOnce(t *testing.T) {
 	}
 }
 
+// TestFarmerNodeAsTheClientTakesIt: --node is checked as the farmer's
+// client reads it, surrounding white space (from an env file) trimmed.
+func TestFarmerNodeAsTheClientTakesIt(t *testing.T) {
+	for _, node := range []string{"http://127.0.0.1:8000\n", " https://node.example/api/downstream/v1 "} {
+		if _, _, err := parseFarmer([]string{"--address", "0xabc", "--node", node}, io.Discard); err != nil {
+			t.Errorf("--node %q: %v, want it taken", node, err)
+		}
+	}
+}
+
 // TestUsageErrorsExitWithTwo: a command line that cannot run exits with
 // status 2 whichever command it names, as the flag package's own errors
 // do; a command that fails while running exits with 1.
@@ -187,6 +197,10 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 		{[]string{"farmer", "--address", "0xabc", "--node", "::"}, 2},
 		{[]string{"farmer", "--address", "0xabc", "--node", "ftp://x"}, 2},
 		{[]string{"version"}, 0},
+		// A certificate file that cannot be read is a failure to start,
+		// not a usage error; nor is a node URL with a stray line break.
+		{[]string{"serve", "--database-url", "postgres://127.0.0.1:1/x?sslmode=verify-full&sslrootcert=" + dir + "/missing.pem",
+			"--shutdown-timeout", "1s"}, 1},
 		{[]string{"serve", "-h"}, 0},
 		{[]string{"whitelist", "import", "--data-dir", dir, dir + "/missing.csv"}, 1},
 	} {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"time"
 
 	"github.com/sluicehq/sluice/farmer"
@@ -64,7 +63,7 @@ func parseFarmer(args []string, stderr io.Writer) (farmer.Config, string, error)
 	if (*message == "") != (*signature == "") {
 		errs = append(errs, errors.New("--message and --signature go together"))
 	}
-	if u, err := url.Parse(*node); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if _, err := farmer.NewClient(*node, nil); err != nil { // the client's own check
 		errs = append(errs, fmt.Errorf("--node %q: want the node's http:// or https:// base URL", *node))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/jackc/pgx/v5/pgconn"
 	"io"
+	"io/fs"
 	"math"
 	"math/big"
 	"net"
@@ -287,7 +288,11 @@ func (c serveConfig) validate() error {
 		}
 	}
 	if c.databaseURL != "" {
-		if _, err := pgconn.ParseConfig(c.databaseURL); err != nil {
+		// A file the settings name (a CA or client certificate, a service
+		// file) that cannot be read is the node's failure to start, with
+		// the file named, not a malformed flag. The parser's own message
+		// could show the password, so it is not repeated here.
+		if _, err := pgconn.ParseConfig(c.databaseURL); err != nil && !errors.As(err, new(*fs.PathError)) {
 			errs = append(errs, errors.New("--database-url: not a PostgreSQL URL or key=value connection string"))
 		}
 	}
