@@ -17,15 +17,17 @@ import (
 
 const holdAddress = "0x00000000000000000000000000000000000000aa"
 
-// startSmallNode is startNode with room for four chunks per address.
-func startSmallNode(t *testing.T) *node {
+// startSmallNode is startNode with room for four chunks per address, and
+// perRequest chunks per request at most (0: no limit).
+func startSmallNode(t *testing.T, perRequest int) *node {
 	t.Helper()
 	store := newMemStore()
 	w := persistence.NewWriter(store, persistence.WriterOptions{})
 	e, err := Start(context.Background(), Config{
-		Terms:              sluice.Terms{Interval: interval},
-		ChunkSizes:         []int64{32 << 10},
-		MaxBytesPerAddress: 4 * (32 << 10),
+		Terms:               sluice.Terms{Interval: interval},
+		ChunkSizes:          []int64{32 << 10},
+		MaxBytesPerAddress:  4 * (32 << 10),
+		MaxChunksPerRequest: perRequest,
 	}, store, w, metrics.New(), zap.NewNop())
 	if err != nil {
 		t.Fatalf("start engine: %v", err)
@@ -35,9 +37,9 @@ func startSmallNode(t *testing.T) *node {
 
 // holdSetup starts a small node with a token of holdAddress, and takes
 // every slot for making chunks (fillChunkMakers). In a synctest bubble.
-func holdSetup(t *testing.T) (*node, sluice.RawToken, func()) {
+func holdSetup(t *testing.T, perRequest int) (*node, sluice.RawToken, func()) {
 	t.Helper()
-	n := startSmallNode(t)
+	n := startSmallNode(t, perRequest)
 	synctest.Wait()
 	raw, err := n.NewToken(context.Background(), TokenRequest{Address: holdAddress, IP: "192.0.2.1"})
 	if err != nil {
@@ -64,7 +66,7 @@ func fillChunkMakers(e *Engine) func() {
 // the same room that its address could not take in the end.
 func TestChunkRequestHoldsItsRoomWhileItMakesChunks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, raw, release := holdSetup(t)
+		n, raw, release := holdSetup(t, 0)
 		defer n.stop()
 		ctx, limit := context.Background(), n.cfg.MaxBytesPerAddress
 		type result struct {
@@ -104,7 +106,7 @@ func TestChunkRequestHoldsItsRoomWhileItMakesChunks(t *testing.T) {
 // the room it held.
 func TestChunkRequestOutOfTimeIsUnavailable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, raw, release := holdSetup(t)
+		n, raw, release := holdSetup(t, 0)
 		defer n.stop()
 		ctx, limit := context.Background(), n.cfg.MaxBytesPerAddress
 		defer release()
@@ -129,7 +131,7 @@ func TestChunkRequestOutOfTimeIsUnavailable(t *testing.T) {
 // first request made its chunks for.
 func TestChunkRequestKeepsItsHoldUntilItsContractsAreMade(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, t1, release := holdSetup(t)
+		n, t1, release := holdSetup(t, 0)
 		defer n.stop()
 		ctx, limit := context.Background(), n.cfg.MaxBytesPerAddress
 		store := n.Engine.store.(*memStore)
@@ -188,4 +190,24 @@ func TestLedgerHolds(t *testing.T) {
 	if room, free := l.room(a, limit), l.free(a, limit); room != 70 || free != 70 {
 		t.Fatalf("after the holds are given back: room %d, free %d; want 70 and 70", room, free)
 	}
+}
+
+// A request holds only the room of the chunks it hands out: with two
+// chunks per request, the rest of its address's room is for others.
+func TestChunkRequestHoldsOnlyWhatItHandsOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, raw, release := holdSetup(t, 2)
+		defer n.stop()
+		ctx, limit := context.Background(), n.cfg.MaxBytesPerAddress
+		done := make(chan []sluice.Contract, 1)
+		go func() { cs, _ := n.Chunks(ctx, raw, "192.0.2.1", limit); done <- cs }()
+		synctest.Wait() // it waits for a slot to make its two chunks
+		if room := n.ledger.room(holdAddress, limit); room != limit-2*(32<<10) {
+			t.Fatalf("room while a request makes two chunks: %d, want %d", room, limit-2*(32<<10))
+		}
+		release()
+		if cs := <-done; len(cs) != 2 {
+			t.Fatalf("got %d contracts, want 2", len(cs))
+		}
+	})
 }

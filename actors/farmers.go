@@ -133,7 +133,7 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 	// of CPU for a gigabyte, all but one lot of it refused at the end).
 	// AddContracts may use the hold; it is given back when this returns.
 	hold := e.ledger.hold(r.Address, min(want, r.Room), e.cfg.MaxBytesPerAddress)
-	defer e.ledger.unhold(r.Address, hold)
+	defer func() { e.ledger.unhold(r.Address, hold) }()
 	// Pieces of uploaded files first, then prototype chunks for the rest
 	// but for room the farmer is making for pieces it could not take yet.
 	// What the farmer could take is judged without other requests' holds,
@@ -149,15 +149,30 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 	if e.cfg.MaxChunksPerRequest > 0 {
 		maxProto = e.cfg.MaxChunksPerRequest - len(chunks)
 	}
+	var plan []int64
 	if e.cfg.MaxChunksPerRequest == 0 || maxProto > 0 {
-		for _, size := range sluice.ChunkPlan(room, e.cfg.ChunkSizes, maxProto) {
-			ch, err := e.seededChunk(ctx, size)
-			if err != nil {
-				e.returnChunks(farmer, chunks, nil)
-				return nil, err
-			}
-			chunks = append(chunks, ch)
+		plan = sluice.ChunkPlan(room, e.cfg.ChunkSizes, maxProto)
+	}
+	// Keep held only what this request hands out (its chunks per request
+	// may fill much less than its room): the rest is for other requests.
+	var need int64
+	for _, ch := range chunks {
+		need += ch.Size
+	}
+	for _, size := range plan {
+		need += size
+	}
+	if need < hold {
+		e.ledger.unhold(r.Address, hold-need)
+		hold = need
+	}
+	for _, size := range plan {
+		ch, err := e.seededChunk(ctx, size)
+		if err != nil {
+			e.returnChunks(farmer, chunks, nil)
+			return nil, err
 		}
+		chunks = append(chunks, ch)
 	}
 	if len(chunks) == 0 {
 		return nil, nil
