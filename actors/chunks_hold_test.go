@@ -211,3 +211,30 @@ func TestChunkRequestHoldsOnlyWhatItHandsOut(t *testing.T) {
 		}
 	})
 }
+
+// A token uses a caller's hold only while the caller may still be waiting
+// for it: a late AddContracts (its caller gave up, and its hold back)
+// makes no more contracts than the address has room for.
+func TestLateAddContractsDoesNotUseAGivenBackHold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, raw, release := holdSetup(t, 0)
+		defer n.stop()
+		release()
+		ctx, limit := context.Background(), n.cfg.MaxBytesPerAddress
+		if cs, err := n.Chunks(ctx, raw, "192.0.2.1", limit); err != nil || len(cs) != 4 {
+			t.Fatalf("filling the address: %d contracts, %v", len(cs), err)
+		}
+		ch, err := n.seededChunk(ctx, 32<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := n.askToken(ctx, raw, &AddContracts{Raw: raw, Chunks: []sluice.Chunk{ch},
+			Held: 32 << 10, HeldUntil: time.Now().Add(-time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := res.(*AddContractsReply); len(a.Contracts) != 0 || n.ledger.free(holdAddress, limit) != 0 {
+			t.Fatalf("late AddContracts on a full address: %d contracts, free %d; want none, and 0", len(a.Contracts), n.ledger.free(holdAddress, limit))
+		}
+	})
+}

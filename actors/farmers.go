@@ -177,7 +177,13 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 	if len(chunks) == 0 {
 		return nil, nil
 	}
-	res, err = e.askToken(ctx, raw, &AddContracts{Raw: raw, Chunks: chunks, Held: hold})
+	// The token may use the hold while this still waits for it: until a
+	// second before the wait's deadline (Ask's, from ctx or AskTimeout).
+	until := time.Now().Add(e.cfg.AskTimeout)
+	if dl, ok := ctx.Deadline(); ok {
+		until = dl
+	}
+	res, err = e.askToken(ctx, raw, &AddContracts{Raw: raw, Chunks: chunks, Held: hold, HeldUntil: until.Add(-time.Second)})
 	if err != nil {
 		e.returnChunks(farmer, chunks, nil)
 		return nil, err

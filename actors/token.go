@@ -63,11 +63,14 @@ type ChunkRoomReply struct {
 // address's limit at that moment. Held is the room the caller holds in the
 // ledger for them (ledger.hold), which the token may use besides what it
 // reserves: no other request can take it in between. The caller gives its
-// hold back itself once the call returns, whatever the outcome.
+// hold back itself once the call returns, whatever the outcome; it may
+// give up waiting at its deadline, so the token uses the hold only until
+// HeldUntil, well before that.
 type AddContracts struct {
-	Raw    sluice.RawToken
-	Chunks []sluice.Chunk
-	Held   int64
+	Raw       sluice.RawToken
+	Chunks    []sluice.Chunk
+	Held      int64
+	HeldUntil time.Time
 }
 
 // AddContractsReply lists the contracts made (committed and running).
@@ -406,8 +409,12 @@ func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 	for _, ch := range msg.Chunks {
 		want += ch.Size
 	}
-	extra := a.e.ledger.reserve(a.t.Address, max(0, want-msg.Held), a.e.cfg.MaxBytesPerAddress)
-	budget := msg.Held + extra
+	held := msg.Held
+	if !time.Now().Before(msg.HeldUntil) {
+		held = 0 // the caller may have given up, and its hold back
+	}
+	extra := a.e.ledger.reserve(a.t.Address, max(0, want-held), a.e.cfg.MaxBytesPerAddress)
+	budget := held + extra
 	unused := budget
 	defer func() {
 		// The ledger counts extra for this call: make it count the
