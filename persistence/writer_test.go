@@ -488,6 +488,7 @@ func TestEnqueue(t *testing.T) {
 		if err := <-held; err != nil {
 			t.Errorf("Commit: got %v, want nil", err)
 		}
+		synctest.Wait()      // batch 1 written and failed: e3 cannot join it
 		w.Enqueue(rec("e3")) // batch 2 (or written by Close)
 		w.Close()
 		w.Enqueue(rec("dropped"))
