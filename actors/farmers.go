@@ -178,12 +178,8 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 		return nil, nil
 	}
 	// The token may use the hold while this still waits for it: until a
-	// second before the wait's deadline (Ask's, from ctx or AskTimeout).
-	until := time.Now().Add(e.cfg.AskTimeout)
-	if dl, ok := ctx.Deadline(); ok {
-		until = dl
-	}
-	res, err = e.askToken(ctx, raw, &AddContracts{Raw: raw, Chunks: chunks, Held: hold, HeldUntil: until.Add(-time.Second)})
+	// second before the wait's deadline.
+	res, err = e.askToken(ctx, raw, &AddContracts{Raw: raw, Chunks: chunks, Held: hold, HeldUntil: e.waitBy(ctx).Add(-time.Second)})
 	if err != nil {
 		e.returnChunks(farmer, chunks, nil)
 		return nil, err
@@ -191,6 +187,15 @@ func (e *Engine) Chunks(ctx context.Context, raw sluice.RawToken, ip string, wan
 	a := res.(*AddContractsReply)
 	e.returnChunks(farmer, chunks, a.Contracts)
 	return a.Contracts, a.Err
+}
+
+// waitBy is when a wait on actors for ctx's request ends: ctx's deadline,
+// or AskTimeout from now when it has none.
+func (e *Engine) waitBy(ctx context.Context) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
+	}
+	return time.Now().Add(e.cfg.AskTimeout)
 }
 
 // returnChunks gives the pool back the uploaded pieces taken for farmer
@@ -345,16 +350,13 @@ func (e *Engine) Answers(ctx context.Context, raw sluice.RawToken, items []Answe
 // memory must be left to the garbage collector.
 func (e *Engine) AnswersReusable(ctx context.Context, raw sluice.RawToken, items []AnswerItem) (errs []error, reusable bool, err error) {
 	farmer := raw.FarmerID()
-	timeout := e.cfg.AskTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
 	// One deadline for the batch, which also bounds the start of the
 	// contracts' commits. Neither it nor the caller leaving is waited on
 	// with a timer or ctx.Done (which would arm the caller's deadline
 	// timer, see http.Server.bounded): answers are thousands a second, and
 	// a wait looks at both at every shared tick instead.
-	by := time.Now().Add(timeout)
+	by := e.waitBy(ctx)
+	timeout := time.Until(by)
 	done := make(chan answerDone, len(items)+1)
 	batch := &answerBatch{Raw: raw, Items: make([]answerItem, len(items)), Done: done}
 	for i, it := range items {

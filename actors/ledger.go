@@ -24,37 +24,38 @@ func newLedger() *ledger { return &ledger{bytes: map[string]int64{}, holds: map[
 // reserve grants up to want bytes for address within limit and returns what
 // it granted.
 func (l *ledger) reserve(address string, want, limit int64) int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	room := limit - l.bytes[address] - l.holds[address]
-	if room <= 0 || want <= 0 {
-		return 0
-	}
-	grant := min(want, room)
-	l.bytes[address] += grant
-	return grant
+	return l.grant(l.bytes, address, want, limit)
 }
 
 // hold is reserve for a chunk request's hold; unhold gives it back.
 func (l *ledger) hold(address string, want, limit int64) int64 {
+	return l.grant(l.holds, address, want, limit)
+}
+
+func (l *ledger) unhold(address string, n int64) { l.drop(l.holds, address, n) }
+
+// grant counts up to want bytes in into, within limit for the contracts
+// and holds together, and returns what it counted.
+func (l *ledger) grant(into map[string]int64, address string, want, limit int64) int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	room := limit - l.bytes[address] - l.holds[address]
 	if room <= 0 || want <= 0 {
 		return 0
 	}
-	grant := min(want, room)
-	l.holds[address] += grant
-	return grant
+	g := min(want, room)
+	into[address] += g
+	return g
 }
 
-func (l *ledger) unhold(address string, n int64) {
+// drop takes n bytes off address in from.
+func (l *ledger) drop(from map[string]int64, address string, n int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if left := l.holds[address] - n; left > 0 {
-		l.holds[address] = left
+	if left := from[address] - n; left > 0 {
+		from[address] = left
 	} else {
-		delete(l.holds, address)
+		delete(from, address)
 	}
 }
 
@@ -74,16 +75,7 @@ func (l *ledger) add(address string, n int64) {
 }
 
 // release returns bytes to the address.
-func (l *ledger) release(address string, n int64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	left := l.bytes[address] - n
-	if left <= 0 {
-		delete(l.bytes, address)
-		return
-	}
-	l.bytes[address] = left
-}
+func (l *ledger) release(address string, n int64) { l.drop(l.bytes, address, n) }
 
 // room is what the address may still take, holds counted.
 func (l *ledger) room(address string, limit int64) int64 {

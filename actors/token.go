@@ -409,21 +409,21 @@ func (a *tokenActor) add(msg *AddContracts) ([]sluice.Contract, error) {
 	for _, ch := range msg.Chunks {
 		want += ch.Size
 	}
-	held := msg.Held
+	callers := msg.Held
 	if !time.Now().Before(msg.HeldUntil) {
-		held = 0 // the caller may have given up, and its hold back
+		callers = 0 // the caller may have given up, and its hold back
 	}
-	extra := a.e.ledger.reserve(a.t.Address, max(0, want-held), a.e.cfg.MaxBytesPerAddress)
-	budget := held + extra
+	extra := a.e.ledger.reserve(a.t.Address, max(0, want-callers), a.e.cfg.MaxBytesPerAddress)
+	budget := callers + extra
 	unused := budget
 	defer func() {
 		// The ledger counts extra for this call: make it count the
-		// contracts made instead (some of them may be in the caller's
+		// contracts' bytes instead (some of them may be in the caller's
 		// hold, which the caller gives back).
-		if made := budget - unused; made > extra {
-			a.e.ledger.add(a.t.Address, made-extra)
+		if used := budget - unused; used > extra {
+			a.e.ledger.add(a.t.Address, used-extra)
 		} else {
-			a.e.ledger.release(a.t.Address, extra-made)
+			a.e.ledger.release(a.t.Address, extra-used)
 		}
 	}()
 	seen := map[sluice.FileHash]bool{}

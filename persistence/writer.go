@@ -236,19 +236,14 @@ func (w *Writer) take(batch []*commit, recs []sluice.Record) ([]*commit, []sluic
 
 // write commits one batch and hands the result to each of its callers.
 func (w *Writer) write(batch []*commit, recs []sluice.Record) {
-	ctx, cancel := context.WithTimeout(context.Background(), w.opt.Timeout)
-	start := time.Now()
-	err := w.w.Write(ctx, recs)
-	took := time.Since(start)
-	cancel()
-	if w.opt.Observe != nil {
-		w.opt.Observe(len(recs), took, err)
-	}
+	err := w.store(recs)
 	if err != nil && len(batch) > 1 && !errors.Is(err, sluice.ErrUnavailable) {
 		// The store refused the data rather than failed: one caller's
 		// records may be what it refuses, and they should not fail
 		// everyone else's. Each caller's records are written on their own.
-		w.writeEach(batch)
+		for _, c := range batch {
+			c.done <- w.store(c.recs)
+		}
 		return
 	}
 	for _, c := range batch {
@@ -256,17 +251,15 @@ func (w *Writer) write(batch []*commit, recs []sluice.Record) {
 	}
 }
 
-// writeEach writes each commit of batch in its own store write.
-func (w *Writer) writeEach(batch []*commit) {
-	for _, c := range batch {
-		ctx, cancel := context.WithTimeout(context.Background(), w.opt.Timeout)
-		start := time.Now()
-		err := w.w.Write(ctx, c.recs)
-		took := time.Since(start)
-		cancel()
-		if w.opt.Observe != nil {
-			w.opt.Observe(len(c.recs), took, err)
-		}
-		c.done <- err
+// store makes one store write of recs within Timeout, and reports it to
+// Observe.
+func (w *Writer) store(recs []sluice.Record) error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.opt.Timeout)
+	defer cancel()
+	start := time.Now()
+	err := w.w.Write(ctx, recs)
+	if w.opt.Observe != nil {
+		w.opt.Observe(len(recs), time.Since(start), err)
 	}
+	return err
 }
