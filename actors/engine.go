@@ -136,6 +136,7 @@ type Engine struct {
 	chunkMakers chan struct{}
 	pool        *uploadPool
 	quotes      *quoteIndex
+	needs       *blobNeeds // nil without a temporary store
 	nonces      *nonceBook
 	ips         *ipLedger
 	status      *statusIndex
@@ -204,6 +205,9 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 		dispatch:    newReusingDispatcher(dispatchThroughput, dispatchIdle, dispatchMaxIdle),
 	}
 	e.deadlines = newDeadlines(func(pid *actor.PID) { sys.Root.Send(pid, deadlineFired) })
+	if cfg.Uploads.Blobs != nil {
+		e.needs = newBlobNeeds(cfg.Uploads.Blobs, cfg.Uploads.Retention, e.now)
+	}
 	e.props = map[sluice.RecordKind]*actor.Props{
 		sluice.KindToken:    newTokenProps(e),
 		sluice.KindContract: newContractProps(e),

@@ -181,9 +181,7 @@ func (a *quoteActor) Receive(c actor.Context) {
 		a.working = false
 		if msg.err != nil {
 			a.e.log.Warn(eventQuoteStorage, zap.String("quote", a.q.ID), zap.Error(msg.err))
-			if a.set(c, func(q *quoteState) { q.Status = sluice.StatusBackendFailed }) {
-				a.e.releaseFiles(a.q.Quote)
-			}
+			a.set(c, func(q *quoteState) { q.Status = sluice.StatusBackendFailed })
 			return
 		}
 		// From here on the microservice owns the upload: getStatus asks
@@ -201,9 +199,6 @@ func (a *quoteActor) relayed(c actor.Context, status int) error {
 	}
 	if !a.set(c, func(q *quoteState) { q.Status = status }) {
 		return fmt.Errorf("%w: could not record the status", sluice.ErrUnavailable)
-	}
-	if sluice.QuoteFinal(status) {
-		a.e.releaseFiles(a.q.Quote)
 	}
 	return nil
 }
@@ -261,6 +256,7 @@ func (a *quoteActor) set(c actor.Context, change func(*quoteState), with ...slui
 		a.e.log.Info(eventQuoteStatus, zap.String("quote", next.ID), zap.Int("status", next.Status))
 	}
 	a.q = next
+	a.e.needFiles(&a.q.Quote)
 	return true
 }
 
@@ -461,13 +457,34 @@ func (e *Engine) seal(ctx context.Context, q sluice.Quote) any {
 			cids[i] = f.CID
 			continue
 		}
-		cid, err := b.Seal(ctx, f.Pending)
+		cid, err := e.sealFile(ctx, q.ID, f.Pending)
 		if err != nil {
 			return &filesSealed{err: fmt.Errorf("seal %s (%s): %w", f.Name, f.Pending, err)}
 		}
 		cids[i] = cid
 	}
 	return &filesSealed{cids: cids}
+}
+
+// sealFile seals one pending file of quote and claims its blob for the
+// quote at once. The blob may have been another quote's, released: Seal
+// cancels a release still pending; one that fired between Seal and the
+// claim removed the blob, so then the file is sealed again, now claimed.
+func (e *Engine) sealFile(ctx context.Context, quote, pending string) (string, error) {
+	b := e.cfg.Uploads.Blobs
+	cid, err := b.Seal(ctx, pending)
+	if err != nil {
+		return "", err
+	}
+	e.needs.need(quote, []string{cid}, time.Time{})
+	if b.Has(cid) {
+		return cid, nil
+	}
+	again, err := b.Seal(ctx, pending)
+	if err == nil && !b.Has(again) {
+		err = fmt.Errorf("blob %s not in the store after sealing", again)
+	}
+	return again, err
 }
 
 // pay pulls the quoted amount: check allowance and balance, sign the

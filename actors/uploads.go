@@ -28,8 +28,15 @@ import (
 type Blobs interface {
 	// Open returns a stored file by CID (string form) and its size.
 	Open(cid string) (BlobFile, int64, error)
-	// Release removes a stored file after the retention period.
+	// Release removes a stored file once after has passed; a later
+	// Release of the same CID replaces the pending one.
 	Release(cid string, after time.Duration)
+	// Keep cancels a stored file's pending release.
+	Keep(cid string)
+	// Has reports whether the store holds the file.
+	Has(cid string) bool
+	// List returns the CIDs of every stored file.
+	List() ([]string, error)
 	// Seal hashes an acknowledged upload's pending file and makes it
 	// available under its CID, which it returns. Sealing again is
 	// harmless; the pending file stays until Discard.
@@ -84,9 +91,9 @@ type UploadConfig struct {
 	// ChunkSize is the size uploaded files are cut into (default 1 MiB).
 	ChunkSize int64
 	// Retention is how long an uploaded file stays in the temporary store
-	// after a microservice has finished storing it (default 1 hour). Files
-	// of the built-in type stay for their storage period: the node serves
-	// them back.
+	// once no quote needs it (default 1 hour): a microservice has finished
+	// storing it, its built-in storage period ended, or its quote failed
+	// (see blobNeeds).
 	Retention time.Duration
 	Blobs     Blobs
 	Payments  Payments
@@ -840,9 +847,7 @@ func (e *Engine) recoverQuotes(ctx context.Context) error {
 			return nil
 		}
 		e.quotes.add(q.Owner, q.ID, q.Type, q.Created)
-		if q.BackendID != "" && sluice.QuoteFinal(q.Status) {
-			e.releaseFiles(q.Quote) // the store keeps no schedule: re-issue it
-		}
+		e.needFiles(&q.Quote) // the blob store keeps no schedule: declare it again
 		if !sluice.QuoteFinal(q.Status) || (q.Type == e.cfg.Uploads.Builtin && q.Status == sluice.StatusDone) {
 			if q.Type == e.cfg.Uploads.Builtin && len(q.Chunks) > 0 {
 				e.pool.add(q.ID, q.Chunks)
@@ -869,6 +874,13 @@ func (e *Engine) recoverQuotes(ctx context.Context) error {
 		} else if removed > 0 {
 			e.log.Info(eventQuoteStorage, zap.String("detail", "removed pending files of unacknowledged uploads"), zap.Int("files", removed))
 		}
+		released, err := e.needs.releaseUnclaimed()
+		if err != nil {
+			e.log.Warn(eventQuoteStorage, zap.Error(err))
+		} else if released > 0 {
+			e.log.Info(eventQuoteStorage, zap.String("detail", "stored files no quote needs, removed after the retention period"),
+				zap.Int("files", released), zap.Duration("retention", e.cfg.Uploads.Retention))
+		}
 	}
 	return e.syncManagers(sluice.KindQuote)
 }
@@ -889,16 +901,5 @@ func (e *Engine) discardPending(q sluice.Quote) {
 			// of unfinished quotes.
 			e.log.Warn(eventQuoteStorage, zap.String("quote", q.ID), zap.Error(err))
 		}
-	}
-}
-
-// releaseFiles schedules the removal of a proxied quote's temporary files
-// once its microservice is done with them (successfully or not).
-func (e *Engine) releaseFiles(q sluice.Quote) {
-	if q.BackendID == "" || e.cfg.Uploads.Blobs == nil {
-		return
-	}
-	for _, f := range q.Files {
-		e.cfg.Uploads.Blobs.Release(f.CID, e.cfg.Uploads.Retention)
 	}
 }

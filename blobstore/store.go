@@ -196,7 +196,7 @@ func (s *Store) List() ([]CID, error) {
 // Release schedules the removal of blob c once after has passed: the
 // retention period after the storage backend reported the upload done. It
 // arms one timer per call; a later Release of the same CID replaces the
-// pending one, and Put or Remove of that CID cancels it.
+// pending one, and Keep, Put, Seal or Remove of that CID cancels it.
 //
 // The schedule lives in memory only. After a restart the caller must issue
 // Release again for every blob it still tracks, and can use List to find
@@ -214,6 +214,14 @@ func (s *Store) Release(c CID, after time.Duration) {
 	rel := &release{}
 	rel.timer = time.AfterFunc(after, func() { s.expire(c, rel) })
 	s.releases[c] = rel
+}
+
+// Keep cancels the pending release of blob c, if any: someone needs the
+// blob again. The blob itself is not touched.
+func (s *Store) Keep(c CID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cancelLocked(c)
 }
 
 // expire runs on rel's timer: it removes c unless rel was cancelled or

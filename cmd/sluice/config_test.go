@@ -117,6 +117,7 @@ func TestServeRefusesWhatItWouldIgnore(t *testing.T) {
 		{[]string{"--listen", ""}, "--listen"},
 		{[]string{"--private-listen", " "}, "--private-listen"},
 		{[]string{"--upload-retention", "-1h"}, "--upload-retention"},
+		{[]string{"--upload-retention", "0s"}, "--upload-retention"},
 		{[]string{"--chain-id", "-3"}, "--chain-id"},
 		{[]string{"--builtin-type", " "}, "--builtin-type"},
 		{[]string{"--gc-headroom", "-1"}, "gc-headroom"},

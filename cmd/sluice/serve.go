@@ -138,7 +138,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	builtin := fs.String("builtin-type", "sluice", "name of the storage type backed by the farmer network")
 	redundancy := fs.Int("upload-redundancy", 2, "farmers that must prove each chunk of an upload before it is done")
 	uploadChunk := fs.Bytes("upload-chunk-size", 1<<20, "size uploads are cut into for farmers")
-	retention := fs.Duration("upload-retention", time.Hour, "how long an uploaded file stays after a microservice stored it")
+	retention := fs.Duration("upload-retention", time.Hour, "how long an uploaded file stays once no quote needs it")
 	upRate := fs.String("upload-rate", "0", "built-in type price in token units per byte per second of storage, e.g. 1/1000 (0: free)")
 	chainRPC := fs.String("chain-rpc", "", "Ethereum RPC URL for payments on the built-in type; empty: it is free")
 	chainID := fs.Int("chain-id", 0, "the chain's id (0: ask the RPC node)")
@@ -296,8 +296,8 @@ func (c serveConfig) validate() error {
 			errs = append(errs, errors.New("--database-url: not a PostgreSQL URL or key=value connection string"))
 		}
 	}
-	if c.retention < 0 {
-		errs = append(errs, errors.New("--upload-retention: want 0 or more"))
+	if c.retention <= 0 {
+		errs = append(errs, errors.New("--upload-retention: want more than 0"))
 	}
 	if c.chainID < 0 {
 		errs = append(errs, errors.New("--chain-id: want 0 (ask the RPC node) or a chain id"))

@@ -80,6 +80,32 @@ func (a Adapter) Release(cid string, after time.Duration) {
 	}
 }
 
+// Keep cancels a stored file's pending release.
+func (a Adapter) Keep(cid string) {
+	if c, err := blobstore.ParseCID(cid); err == nil {
+		a.Store.Keep(c)
+	}
+}
+
+// Has reports whether the store holds the file with this CID.
+func (a Adapter) Has(cid string) bool {
+	c, err := blobstore.ParseCID(cid)
+	return err == nil && a.Store.Has(c)
+}
+
+// List returns the CIDs of every stored file.
+func (a Adapter) List() ([]string, error) {
+	cids, err := a.Store.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(cids))
+	for i, c := range cids {
+		out[i] = c.String()
+	}
+	return out, nil
+}
+
 // Open opens a stored file by its CID.
 func (a Adapter) Open(cid string) (actors.BlobFile, int64, error) {
 	c, err := blobstore.ParseCID(cid)

@@ -1,0 +1,160 @@
+package actors
+
+import (
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice"
+)
+
+// blobNeeds decides when an uploaded file leaves the temporary store. A
+// file is content-addressed, so one blob may be the file of several
+// quotes, on any storage type; it stays while any of them needs it:
+//
+//   - an unfinished quote needs its files (it still has to seal, pay,
+//     cut or hand them off);
+//   - a built-in quote that is done (400) needs them until its storage
+//     period ends: the node serves them back and hands out their pieces;
+//   - any other final quote (a microservice's, or a failed one) needs
+//     them no more.
+//
+// Once nobody needs a blob it is released: removed after the retention
+// period, counted from the last need's end. Needs live in memory; start-up
+// declares every quote's again (recoverQuotes) and releases the blobs no
+// quote claims, so the store's in-memory schedule is rebuilt.
+//
+// Every Keep and Release of the blob store goes through here, under mu, so
+// a release decided for one quote cannot undo another quote's claim.
+type blobNeeds struct {
+	mu    sync.Mutex
+	blobs Blobs
+	grace time.Duration
+	now   func() time.Time
+	// until: per CID, each quote that needs it and until when (zero: until
+	// the quote says otherwise). Needs that have ended are pruned whenever
+	// their CID is settled.
+	until map[string]map[string]time.Time
+	// open: the CIDs each unfinished quote has claimed, including blobs its
+	// seal step made that its record does not name yet (a seal that failed
+	// half-way), so that its end releases them too.
+	open map[string][]string
+}
+
+func newBlobNeeds(b Blobs, grace time.Duration, now func() time.Time) *blobNeeds {
+	return &blobNeeds{blobs: b, grace: grace, now: now,
+		until: map[string]map[string]time.Time{}, open: map[string][]string{}}
+}
+
+// need records that quote needs cids until the given time (zero: until it
+// says otherwise). A need with an end also ends every claim the quote made
+// before, on any CID.
+func (n *blobNeeds) need(quote string, cids []string, until time.Time) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	all := cids
+	if prev := n.open[quote]; len(prev) > 0 {
+		all = append(append([]string(nil), prev...), cids...)
+	}
+	if until.IsZero() {
+		n.open[quote] = dedupe(all)
+	} else {
+		delete(n.open, quote)
+	}
+	for _, cid := range all {
+		m := n.until[cid]
+		if m == nil {
+			m = map[string]time.Time{}
+			n.until[cid] = m
+		}
+		m[quote] = until
+		n.settle(cid, m)
+	}
+}
+
+// settle keeps or releases one blob after its needs changed. n.mu held.
+func (n *blobNeeds) settle(cid string, m map[string]time.Time) {
+	now := n.now()
+	var last time.Time
+	for q, u := range m {
+		switch {
+		case u.IsZero():
+			n.blobs.Keep(cid)
+			return
+		case !u.After(now):
+			delete(m, q)
+		case u.After(last):
+			last = u
+		}
+	}
+	if len(m) == 0 {
+		delete(n.until, cid)
+		n.blobs.Release(cid, n.grace)
+		return
+	}
+	n.blobs.Release(cid, last.Sub(now)+n.grace)
+}
+
+// releaseUnclaimed releases the stored blobs that no quote needs: files of
+// quotes whose needs ended before this start (their release schedule was
+// lost with the process), and blobs a seal made for a record that never
+// committed (sealing again makes them again). Called once every quote's
+// needs are declared.
+func (n *blobNeeds) releaseUnclaimed() (int, error) {
+	cids, err := n.blobs.List()
+	if err != nil {
+		return 0, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	released := 0
+	for _, cid := range cids {
+		if _, claimed := n.until[cid]; !claimed {
+			n.blobs.Release(cid, n.grace)
+			released++
+		}
+	}
+	return released, nil
+}
+
+func dedupe(s []string) []string {
+	seen := make(map[string]bool, len(s))
+	out := s[:0:0]
+	for _, v := range s {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// needFiles declares what quote q needs of the temporary store now.
+func (e *Engine) needFiles(q *sluice.Quote) {
+	var cids []string
+	for _, f := range q.Files {
+		if f.Sealed() {
+			cids = append(cids, f.CID)
+		}
+	}
+	e.needs.need(q.ID, cids, e.filesNeededUntil(q))
+}
+
+// filesNeededUntil is when q stops needing its files: zero while it is
+// unfinished, the end of its storage period for a built-in quote that is
+// done (zero if that never ends), now for every other final quote.
+func (e *Engine) filesNeededUntil(q *sluice.Quote) time.Time {
+	switch {
+	case !sluice.QuoteFinal(q.Status):
+		return time.Time{}
+	case q.BackendID == "" && q.Type == e.cfg.Uploads.Builtin && q.Status == sluice.StatusDone:
+		if len(q.Chunks) == 0 {
+			return e.now() // nothing was placed: no bytes to serve
+		}
+		return q.Chunks[0].End // cut gives every piece of a quote the same end
+	default:
+		return e.now()
+	}
+}
