@@ -78,9 +78,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
+	setRetryAfter(w, err)
+	writeJSON(w, code, errorBody{Status: "error", Message: sluice.Message(err)})
+}
+
+// setRetryAfter tells a client over its rate limit when to come back.
+func setRetryAfter(w http.ResponseWriter, err error) {
 	var lim *sluice.LimitedError
 	if errors.As(err, &lim) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(lim.RetryAfter.Seconds()))))
 	}
-	writeJSON(w, code, errorBody{Status: "error", Message: sluice.Message(err)})
 }

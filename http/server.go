@@ -83,6 +83,11 @@ type Config struct {
 	// VerifySignature checks that signature is the owner of address's
 	// signature of message; nil accepts Ethereum addresses only.
 	VerifySignature func(address string, kind sluice.AddressKind, message, signature string) error
+	// QuoteRate and QuoteBurst limit getQuote calls per client address
+	// (IPv6 by /64): QuoteRate a second on average, bursts of QuoteBurst.
+	// QuoteRate 0 means no limit.
+	QuoteRate  float64
+	QuoteBurst int
 	// Blobs stores uploaded files; BlobHandler serves them by CID under
 	// /ipfs/ (nil: no uploads).
 	Blobs       BlobPutter
@@ -122,6 +127,8 @@ type Server struct {
 	farmers atomic.Pointer[farmersBox]
 	ready   atomic.Bool
 	router  http.Handler
+	// quoteLimit limits getQuote per client address (nil: no limit).
+	quoteLimit *ipLimiter
 }
 
 type farmersBox struct{ Farmers }
@@ -129,7 +136,7 @@ type farmersBox struct{ Farmers }
 // New builds the server; call SetFarmers once the engine has started.
 func New(cfg Config, m *metrics.Set, log *zap.Logger) *Server {
 	cfg.defaults()
-	s := &Server{cfg: cfg, log: log, metrics: m}
+	s := &Server{cfg: cfg, log: log, metrics: m, quoteLimit: newIPLimiter(cfg.QuoteRate, cfg.QuoteBurst)}
 	r := chi.NewRouter()
 	r.Use(s.observe, cors)
 	s.uploaderRoutes(r) // GET / is the storage list: a 2xx, as farmers need

@@ -90,6 +90,7 @@ func (s *Server) uploaderError(w http.ResponseWriter, r *http.Request, err error
 	if code == http.StatusInternalServerError {
 		s.log.Error(eventInternalError, zap.String("route", routeOf(r)), zap.Error(err))
 	}
+	setRetryAfter(w, err)
 	writeJSON(w, code, map[string]string{"error": sluice.Message(err)})
 }
 
@@ -193,6 +194,12 @@ type quoteBody struct {
 func (s *Server) getQuote(w http.ResponseWriter, r *http.Request) {
 	u := s.uploads(w, r)
 	if u == nil {
+		return
+	}
+	// Quotes need no signature (Ocean's API), and each one is kept for the
+	// owner's history: the client address is what can be limited.
+	if err := s.quoteLimit.allow(s.clientIP(r)); err != nil {
+		s.uploaderError(w, r, err)
 		return
 	}
 	raw, err := readSmallBody(w, r, maxQuoteBody)

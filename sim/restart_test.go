@@ -54,7 +54,7 @@ func TestRestartLedger(t *testing.T) {
 	p := &sim.Process{
 		Path: buildSluice(t),
 		Args: []string{"--listen", "127.0.0.1:0", "--private-listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
-			"--challenge-interval", "1s", "--max-tokens-per-ip", "0", "--token-rate", "0",
+			"--challenge-interval", "1s", "--max-tokens-per-ip", "0", "--token-rate", "0", "--quote-rate", "0",
 			"--upload-chunk-size", "64KiB", "--upload-redundancy", "2"},
 		Env: []string{"SLUICE_DATABASE_URL="}, // the embedded store, whatever the environment says
 		Log: logs,

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	randv2 "math/rand/v2"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/contracts"
+	"github.com/sluicehq/sluice/farmer"
 )
 
 // ChainBackend is what paid uploads need of an Ethereum node: send the
@@ -147,6 +149,16 @@ func (a *account) sign(quoteID string) (nonce, sig string) {
 	return nonce, "0x" + hex.EncodeToString(s)
 }
 
+// maxQuoteRetries bounds how often an uploader asks again for a quote the
+// node refused with 429.
+const maxQuoteRetries = 8
+
+// limited reports whether err is the node's 429.
+func limited(err error) bool {
+	var e *farmer.APIError
+	return errors.As(err, &e) && e.Status == http.StatusTooManyRequests
+}
+
 // one makes one upload from quote to the bytes served back.
 func (u *vuploader) one(ctx context.Context, stop <-chan struct{}, size int64) {
 	r := u.r
@@ -169,9 +181,18 @@ func (u *vuploader) one(ctx context.Context, stop <-chan struct{}, size int64) {
 		defer user.mu.Unlock()
 	}
 	chainID, token := u.payment()
-	q, err := r.api.getQuote(ctx, quoteRequest{Type: u.g.Type, Files: []quoteFile{{Length: size}},
+	req := quoteRequest{Type: u.g.Type, Files: []quoteFile{{Length: size}},
 		Duration: int64(u.g.StorageDuration.D() / time.Second), UserAddress: crypto.PubkeyToAddress(user.key.PublicKey).Hex(),
-		Payment: quotePayment{ChainID: chainID, TokenAddress: token}})
+		Payment: quotePayment{ChainID: chainID, TokenAddress: token}}
+	q, err := r.api.getQuote(ctx, req)
+	// Over the node's --quote-rate: wait as told, as a polite client does
+	// (each 429 still shows in the report's table of requests).
+	for attempt := 0; limited(err) && attempt < maxQuoteRetries; attempt++ {
+		if !sleepUntil(ctx, nil, time.Now().Add(farmer.RetryDelay(err, attempt, u.rng.Float64()))) {
+			break
+		}
+		q, err = r.api.getQuote(ctx, req)
+	}
 	if err != nil {
 		fail("getQuote", err)
 		return

@@ -66,7 +66,7 @@ func newNodeSetup(ctx context.Context, flaggedBin, dbURL, name string, interval 
 	s.args = []string{"--data-dir", filepath.Join(dir, "data"),
 		"--challenge-interval", interval.String(), "--chunk-sizes", size,
 		"--default-chunk-size", size, "--chunks-per-request", "0",
-		"--max-tokens-per-ip", "0", "--token-rate", "0", "--challenges-per-contract", "0"}
+		"--max-tokens-per-ip", "0", "--token-rate", "0", "--quote-rate", "0", "--challenges-per-contract", "0"}
 	if dbURL != "" {
 		u, drop, err := freshSchema(ctx, dbURL)
 		if err != nil {

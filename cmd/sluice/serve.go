@@ -76,6 +76,8 @@ type serveConfig struct {
 	trustedProxies   []netip.Prefix
 	tokenRate        float64
 	tokenBurst       int
+	quoteRate        float64
+	quoteBurst       int
 	statusRefresh    time.Duration
 	ipHashSecret     string
 	whitelist        bool
@@ -125,6 +127,8 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	proxies := fs.String("trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed")
 	rate := fs.String("token-rate", "20", "API requests per second allowed to each token, on average (0: no limit)")
 	burst := fs.Int("token-burst", 100, "API requests a token may send at once")
+	qRate := fs.String("quote-rate", "2", "getQuote calls per second allowed to each client address, IPv6 counted per /64, on average (0: no limit)")
+	qBurst := fs.Int("quote-burst", 60, "getQuote calls a client address may send at once")
 	refresh := fs.Duration("status-refresh", 2*time.Second, "how often the status list is rebuilt (its staleness bound)")
 	secret := fs.String("ip-hash-secret", "", "key of the farmers' ip_hash; empty keeps a random key in the store")
 	wl := fs.Bool("whitelist", false, "allow tokens only for whitelisted addresses (import with sluice whitelist import)")
@@ -160,7 +164,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 		chunksPerRequest: *perReq, maxPerAddress: *perAddr, defaultChunk: *defChunk, maxBody: *maxBody,
 		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown, requestTimeout: *reqTimeout, uploadIdle: *uploadIdle,
 		downloadIdle: *downloadIdle, gcHeadroom: *gcHeadroom,
-		maxTokensPerIP: *perIP, tokenBurst: *burst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl, geoipDB: *geoipDB,
+		maxTokensPerIP: *perIP, tokenBurst: *burst, quoteBurst: *qBurst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl, geoipDB: *geoipDB,
 		privateListen: *private, uploadDir: *uploadDir, quoteTTL: *quoteTTL, storageTTL: *storageTTL,
 		builtinType: *builtin, redundancy: *redundancy, uploadChunk: *uploadChunk, retention: *retention,
 		chainRPC: *chainRPC, chainID: int64(*chainID), confirmations: *confirmations, payeeKeyFile: *payeeKey,
@@ -173,6 +177,10 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	if c.tokenRate, err = strconv.ParseFloat(*rate, 64); err != nil || math.IsNaN(c.tokenRate) || math.IsInf(c.tokenRate, 0) ||
 		c.tokenRate < 0 || (c.tokenRate > 0 && c.tokenRate < minTokenRate) {
 		errs = append(errs, fmt.Errorf("--token-rate %q: want 0 (no limit) or a number from %g to any finite rate", *rate, minTokenRate))
+	}
+	if c.quoteRate, err = strconv.ParseFloat(*qRate, 64); err != nil || math.IsNaN(c.quoteRate) || math.IsInf(c.quoteRate, 0) ||
+		c.quoteRate < 0 || (c.quoteRate > 0 && c.quoteRate < minTokenRate) {
+		errs = append(errs, fmt.Errorf("--quote-rate %q: want 0 (no limit) or a number from %g to any finite rate", *qRate, minTokenRate))
 	}
 	for _, a := range strings.Split(*signers, ",") {
 		if a = strings.TrimSpace(a); a == "" {
@@ -257,6 +265,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.tokenBurst < 1 {
 		errs = append(errs, errors.New("--token-burst: want at least 1"))
+	}
+	if c.quoteBurst < 1 {
+		errs = append(errs, errors.New("--quote-burst: want at least 1"))
 	}
 	if c.statusRefresh < 100*time.Millisecond {
 		errs = append(errs, errors.New("--status-refresh: want at least 100ms"))
@@ -427,6 +438,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		UploadIdleTimeout:   c.uploadIdle,
 		DownloadIdleTimeout: c.downloadIdle,
 		TrustedProxies:      c.trustedProxies,
+		QuoteRate:           c.quoteRate,
+		QuoteBurst:          c.quoteBurst,
 		Blobs:               blobAdapter,
 		BlobHandler:         blobs.Handler("/ipfs/"),
 	}, m, log)

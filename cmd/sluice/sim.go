@@ -265,7 +265,7 @@ func startOwnNode(ctx context.Context, c simConfig, stderr io.Writer) (*sim.Proc
 		interval = time.Second
 	}
 	args := []string{"--listen", "127.0.0.1:0", "--private-listen", "127.0.0.1:0", "--data-dir", dir,
-		"--challenge-interval", interval.String(), "--max-tokens-per-ip", "0", "--token-rate", "0"}
+		"--challenge-interval", interval.String(), "--max-tokens-per-ip", "0", "--token-rate", "0", "--quote-rate", "0"}
 	if sc.UploadChunkSize > 0 {
 		args = append(args, "--upload-chunk-size", strconv.FormatInt(int64(sc.UploadChunkSize), 10))
 	}
