@@ -80,6 +80,11 @@ type Config struct {
 	MinBalance *big.Int
 	// Uploads configures the uploader API's side.
 	Uploads UploadConfig
+	// ArchiveRetention is how long a closed contract's record is kept to
+	// answer its farmer ("contract expired", "no more challenges"); older
+	// ones are deleted, and questions about them answer "contract not
+	// found". 0 keeps them for ever. Needs a store that can purge.
+	ArchiveRetention time.Duration
 }
 
 // Locator finds where a client address is (geo.DB implements it).
@@ -242,6 +247,10 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 	e.status.rebuild(e.now())
 	e.stopped.Add(1)
 	go e.refreshStatus()
+	if p, ok := store.(Purger); ok && cfg.ArchiveRetention > 0 {
+		e.stopped.Add(1)
+		go e.purgeArchives(p)
+	}
 	return e, nil
 }
 

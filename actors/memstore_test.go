@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sluicehq/sluice"
 )
@@ -19,6 +20,9 @@ type memStore struct {
 	// stall, when set, holds every Write until it is closed or the
 	// write's ctx ends (a store that stopped answering).
 	stall chan struct{}
+	// written is when each record was last written (its archive time, for
+	// an archived one).
+	written map[string]time.Time
 }
 
 func newMemStore() *memStore {
@@ -52,8 +56,27 @@ func (s *memStore) Write(ctx context.Context, recs []sluice.Record) error {
 		}
 		r.State = append([]byte(nil), r.State...)
 		s.recs[r.Kind][r.ID] = r
+		if s.written == nil {
+			s.written = map[string]time.Time{}
+		}
+		s.written[r.Kind.String()+"/"+r.ID] = time.Now()
 	}
 	return nil
+}
+
+// PurgeArchived deletes archived records of kind written before before,
+// as the real stores do (persistence/storetest checks those).
+func (s *memStore) PurgeArchived(_ context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, r := range s.recs[kind] {
+		if n < limit && !r.Live && s.written[kind.String()+"/"+id].Before(before) {
+			delete(s.recs[kind], id)
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (s *memStore) Live(ctx context.Context, kind sluice.RecordKind, fn func(sluice.Record) error) error {

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"time"
 
 	"github.com/sluicehq/sluice"
 )
@@ -25,4 +26,13 @@ type Store interface {
 	Get(ctx context.Context, kind sluice.RecordKind, id string) (sluice.Record, error)
 	// Close releases the store.
 	Close() error
+}
+
+// Purger is a Store that can delete old archived records (both stores
+// can). The engine purges closed contracts older than its
+// ArchiveRetention through it.
+type Purger interface {
+	// PurgeArchived deletes at most limit archived records of kind that
+	// were archived before before, oldest first, and returns how many.
+	PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, error)
 }

@@ -29,6 +29,7 @@ type Set struct {
 	SnapshotCommit  prometheus.Histogram   // seconds per batch commit
 	SnapshotErrors  prometheus.Counter
 	RecoverySeconds prometheus.Gauge
+	ArchivePurged   prometheus.Counter // archived contract records deleted after the retention period
 }
 
 // New builds a Set on a fresh registry, with the Go runtime and process
@@ -73,9 +74,13 @@ func New() *Set {
 		RecoverySeconds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_recovery_seconds", Help: "Time the last start-up took to load and re-arm every live entity.",
 		}),
+		ArchivePurged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_archived_contracts_purged_total", Help: "Archived contract records deleted once older than the archive retention.",
+		}),
 	}
 	reg.MustRegister(s.Requests, s.RequestDuration, s.LiveContracts, s.LiveTokens, s.Proofs,
 		s.ContractsClosed, s.Displaced, s.SnapshotBatch, s.SnapshotCommit, s.SnapshotErrors, s.RecoverySeconds,
+		s.ArchivePurged,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s
 }

@@ -115,6 +115,7 @@ func TestServeRefusesWhatItWouldIgnore(t *testing.T) {
 		{[]string{"--quote-rate", "-1"}, "--quote-rate"},
 		{[]string{"--quote-rate", "NaN"}, "--quote-rate"},
 		{[]string{"--quote-burst", "0"}, "--quote-burst"},
+		{[]string{"--archive-retention", "-1s"}, "--archive-retention"},
 		{[]string{"--shutdown-timeout", "0s"}, "--shutdown-timeout"},
 		{[]string{"--shutdown-timeout", "-5s"}, "--shutdown-timeout"},
 		{[]string{"--listen", ""}, "--listen"},

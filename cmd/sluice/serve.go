@@ -79,6 +79,7 @@ type serveConfig struct {
 	quoteRate        float64
 	quoteBurst       int
 	statusRefresh    time.Duration
+	archiveRetention time.Duration
 	ipHashSecret     string
 	whitelist        bool
 	minBalance       *big.Int
@@ -130,6 +131,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	qRate := fs.String("quote-rate", "2", "getQuote calls per second allowed to each client address, IPv6 counted per /64, on average (0: no limit)")
 	qBurst := fs.Int("quote-burst", 60, "getQuote calls a client address may send at once")
 	refresh := fs.Duration("status-refresh", 2*time.Second, "how often the status list is rebuilt (its staleness bound)")
+	archive := fs.Duration("archive-retention", 7*24*time.Hour, "how long a closed contract's record answers its farmer before it is deleted (0: kept for ever)")
 	secret := fs.String("ip-hash-secret", "", "key of the farmers' ip_hash; empty keeps a random key in the store")
 	wl := fs.Bool("whitelist", false, "allow tokens only for whitelisted addresses (import with sluice whitelist import)")
 	minBal := fs.String("whitelist-min-balance", "10000", "least balance a whitelisted address needs")
@@ -164,7 +166,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 		chunksPerRequest: *perReq, maxPerAddress: *perAddr, defaultChunk: *defChunk, maxBody: *maxBody,
 		leafSize: *leaf, leavesPerChall: *k, shutdownTimeout: *shutdown, requestTimeout: *reqTimeout, uploadIdle: *uploadIdle,
 		downloadIdle: *downloadIdle, gcHeadroom: *gcHeadroom,
-		maxTokensPerIP: *perIP, tokenBurst: *burst, quoteBurst: *qBurst, statusRefresh: *refresh, ipHashSecret: *secret, whitelist: *wl, geoipDB: *geoipDB,
+		maxTokensPerIP: *perIP, tokenBurst: *burst, quoteBurst: *qBurst, statusRefresh: *refresh, archiveRetention: *archive, ipHashSecret: *secret, whitelist: *wl, geoipDB: *geoipDB,
 		privateListen: *private, uploadDir: *uploadDir, quoteTTL: *quoteTTL, storageTTL: *storageTTL,
 		builtinType: *builtin, redundancy: *redundancy, uploadChunk: *uploadChunk, retention: *retention,
 		chainRPC: *chainRPC, chainID: int64(*chainID), confirmations: *confirmations, payeeKeyFile: *payeeKey,
@@ -268,6 +270,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.quoteBurst < 1 {
 		errs = append(errs, errors.New("--quote-burst: want at least 1"))
+	}
+	if c.archiveRetention < 0 {
+		errs = append(errs, errors.New("--archive-retention: want 0 (keep for ever) or more"))
 	}
 	if c.statusRefresh < 100*time.Millisecond {
 		errs = append(errs, errors.New("--status-refresh: want at least 100ms"))
@@ -473,6 +478,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		TokenRate:           c.tokenRate,
 		TokenBurst:          c.tokenBurst,
 		StatusRefresh:       c.statusRefresh,
+		ArchiveRetention:    c.archiveRetention,
 		IPHashKey:           []byte(c.ipHashSecret),
 		Whitelist:           c.whitelist,
 		MinBalance:          c.minBalance,

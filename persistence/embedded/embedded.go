@@ -17,9 +17,17 @@
 //
 // A record lives in exactly one of its kind's two buckets, so loading the
 // live records at start-up never reads archived ones.
+//
+// Next to each archive bucket, "snap/<kind>/archived-at" indexes it by the
+// time records were archived, for PurgeArchived: the key is the checkpoint
+// time that put the record there (Unix nanoseconds, 8 bytes big-endian)
+// followed by the id, the value the version archived (uvarint). An entry
+// whose version is no longer the archived one (the record was archived
+// again, or is live again) is stale and only dropped.
 package embedded
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -153,7 +161,11 @@ func open(dir string, log *zap.Logger, segBytes int64) (*Store, error) {
 		quit:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 	}
-	if err := s.recover(dir); err != nil {
+	err = s.recover(dir)
+	if err == nil {
+		err = s.indexArchives()
+	}
+	if err != nil {
 		for _, g := range s.segs {
 			if g.f != nil {
 				g.f.Close()
@@ -274,6 +286,19 @@ func sorted(m map[memKey]sluice.Record) []sluice.Record {
 
 // Path is the database file's path.
 func (s *Store) Path() string { return s.db.Path() }
+
+// archivedAtName names the index of a kind's archived records by time.
+func archivedAtName(kind sluice.RecordKind) []byte {
+	b := []byte("snap/")
+	b = strconv.AppendUint(b, uint64(kind), 10)
+	return append(b, "/archived-at"...)
+}
+
+// archivedAtKey is an index key: when (Unix nanoseconds), then id.
+func archivedAtKey(when int64, id string) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(id)), uint64(when))
+	return append(k, id...)
+}
 
 // bucketName names the bucket of a kind's live or archived records.
 func bucketName(kind sluice.RecordKind, live bool) []byte {
@@ -478,7 +503,8 @@ func (s *Store) rest(took time.Duration) time.Duration {
 func (s *Store) apply(recs []sluice.Record, scratch *[]byte) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		// Buckets of the kinds in this batch, created on first use.
-		type pair struct{ live, archive *bolt.Bucket }
+		type pair struct{ live, archive, archivedAt *bolt.Bucket }
+		now := time.Now().UnixNano()
 		buckets := map[sluice.RecordKind]pair{}
 		// Sized for every value, so appending never moves the ones that
 		// bbolt already holds.
@@ -501,7 +527,11 @@ func (s *Store) apply(recs []sluice.Record, scratch *[]byte) error {
 				if err != nil {
 					return err
 				}
-				p = pair{live, archive}
+				archivedAt, err := tx.CreateBucketIfNotExists(archivedAtName(r.Kind))
+				if err != nil {
+					return err
+				}
+				p = pair{live, archive, archivedAt}
 				buckets[r.Kind] = p
 			}
 			key := []byte(r.ID)
@@ -540,6 +570,105 @@ func (s *Store) apply(recs []sluice.Record, scratch *[]byte) error {
 				if err := other.Delete(key); err != nil {
 					return fmt.Errorf("%s %q: %w", r.Kind, r.ID, err)
 				}
+			}
+			if !r.Live {
+				ver := binary.AppendUvarint(nil, r.Version)
+				if err := p.archivedAt.Put(archivedAtKey(now, r.ID), ver); err != nil {
+					return fmt.Errorf("%s %q: %w", r.Kind, r.ID, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// PurgeArchived deletes at most limit archived records of kind that were
+// archived before before, oldest first, and returns how many it deleted.
+// The archive time is that of the checkpoint that copied the record into
+// bbolt (at most one log segment after its Write); records still only in
+// the log are never purged. Live records are never touched.
+func (s *Store) PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	purged := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		index, archive := tx.Bucket(archivedAtName(kind)), tx.Bucket(bucketName(kind, false))
+		if index == nil || archive == nil {
+			return nil
+		}
+		// Stale entries count towards limit too, so that one call stays
+		// one bounded transaction.
+		cut := before.UnixNano()
+		c := index.Cursor()
+		for steps := 0; steps < limit; steps++ {
+			k, v := c.First()
+			if k == nil {
+				break
+			}
+			if len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) >= cut {
+				break
+			}
+			want, n := binary.Uvarint(v)
+			if stored := archive.Get(k[min(8, len(k)):]); len(k) > 8 && n > 0 && stored != nil {
+				if ver, err := decodeVersion(stored); err == nil && ver == want {
+					if err := archive.Delete(k[8:]); err != nil {
+						return err
+					}
+					purged++
+				}
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("embedded store: purge archived %s: %w", kind, classify(err))
+	}
+	return purged, nil
+}
+
+// indexArchives gives the archive buckets of a store written before the
+// archived-at index existed their index, with every record archived now:
+// they are purged a retention period after the upgrade.
+func (s *Store) indexArchives() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		var kinds []sluice.RecordKind
+		err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			rest, ok := bytes.CutPrefix(name, []byte("snap/"))
+			if !ok {
+				return nil
+			}
+			num, ok := bytes.CutSuffix(rest, []byte("/archive"))
+			if !ok {
+				return nil
+			}
+			k, err := strconv.ParseUint(string(num), 10, 16)
+			if err == nil && tx.Bucket(archivedAtName(sluice.RecordKind(k))) == nil {
+				kinds = append(kinds, sluice.RecordKind(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		now := time.Now().UnixNano()
+		for _, kind := range kinds {
+			index, err := tx.CreateBucket(archivedAtName(kind))
+			if err != nil {
+				return err
+			}
+			err = tx.Bucket(bucketName(kind, false)).ForEach(func(id, v []byte) error {
+				ver, err := decodeVersion(v)
+				if err != nil {
+					return nil // left for ever, as a corrupt value is
+				}
+				return index.Put(archivedAtKey(now, string(id)), binary.AppendUvarint(nil, ver))
+			})
+			if err != nil {
+				return err
 			}
 		}
 		return nil

@@ -262,6 +262,26 @@ func (s *Store) live(ctx context.Context, kind sluice.RecordKind, fn func(sluice
 	return classify(rows.Err())
 }
 
+// purgeArchived deletes the oldest archived rows of a kind last written
+// before a time. The outer conditions are checked again on the row as it
+// is when it is deleted, so a row made live again meanwhile stays.
+const purgeArchived = `DELETE FROM snapshots WHERE (kind, id) IN (
+	SELECT kind, id FROM snapshots WHERE kind = $1 AND NOT live AND updated_at < $2
+	ORDER BY updated_at LIMIT $3)
+AND NOT live AND updated_at < $2`
+
+// PurgeArchived deletes at most limit archived records of kind that were
+// archived (last written) before before, oldest first, and returns how
+// many it deleted. Live records are never touched. Errors from a failing
+// connection or server wrap sluice.ErrUnavailable.
+func (s *Store) PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, error) {
+	tag, err := s.pool.Exec(ctx, purgeArchived, int16(kind), before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("postgres store: purge archived %s: %w", kind, classify(err))
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // Get returns the record, live or archived, or an error wrapping
 // sluice.ErrNotFound.
 func (s *Store) Get(ctx context.Context, kind sluice.RecordKind, id string) (sluice.Record, error) {

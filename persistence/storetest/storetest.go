@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice"
 )
@@ -24,6 +25,12 @@ type Store interface {
 	Live(ctx context.Context, kind sluice.RecordKind, fn func(sluice.Record) error) error
 	Get(ctx context.Context, kind sluice.RecordKind, id string) (sluice.Record, error)
 	Close() error
+}
+
+// Purger is a store that can delete old archived records (both stores
+// are; the suite checks it through this interface).
+type Purger interface {
+	PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, error)
 }
 
 // Run runs the suite. newLocation is called once per subtest to make a
@@ -54,6 +61,7 @@ func Run(t *testing.T, newLocation func(t *testing.T) (open func() Store)) {
 		{"LiveCancelled", testLiveCancelled},
 		{"GetMissing", testGetMissing},
 		{"Reopen", testReopen},
+		{"PurgeArchived", testPurgeArchived},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -430,4 +438,61 @@ func testReopen(t *testing.T, open func() Store) {
 	// And it keeps its version guard across the reopen.
 	write(t, s, token("t", 3, false, "older"))
 	wantGet(t, s, tok)
+}
+
+// testPurgeArchived: archived records of the kind archived before the
+// cut-off go, oldest first and at most limit a call; live records, newer
+// archived ones and other kinds stay, and a record made live again after
+// it was archived stays live. Records are checkpointed by a reopen first
+// (the embedded store purges only what its database file holds).
+func testPurgeArchived(t *testing.T, open func() Store) {
+	ctx := context.Background()
+	s := open()
+	live := contract("live", "f", 1, true, "running")
+	tok := token("tok", 2, false, "deleted")
+	write(t, s, live, contract("old1", "f", 2, false, "expired"), contract("old2", "f", 2, false, "expired"),
+		contract("revived", "f", 2, false, "expired"), tok)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	revived := contract("revived", "f", 3, true, "taken again")
+	write(t, s, revived)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, open)
+	p, ok := s.(Purger)
+	if !ok {
+		t.Fatalf("%T cannot purge archived records", s)
+	}
+	purge := func(before time.Time, limit int) int {
+		t.Helper()
+		n, err := p.PurgeArchived(ctx, sluice.KindContract, before, limit)
+		if err != nil {
+			t.Fatalf("PurgeArchived: %v", err)
+		}
+		return n
+	}
+	if n := purge(time.Now().Add(-time.Hour), 100); n != 0 {
+		t.Fatalf("records archived in the last hour, purged with a cut-off an hour ago: %d, want 0", n)
+	}
+	wantGet(t, s, contract("old1", "f", 2, false, "expired"))
+	after := time.Now().Add(time.Hour)
+	if n := purge(after, 1); n != 1 {
+		t.Fatalf("purged with limit 1: %d, want 1", n)
+	}
+	total := 1
+	for range 5 {
+		total += purge(after, 100)
+	}
+	if total != 2 {
+		t.Fatalf("purged in all: %d, want 2 (old1, old2)", total)
+	}
+	wantMissing(t, s, sluice.KindContract, "old1")
+	wantMissing(t, s, sluice.KindContract, "old2")
+	wantGet(t, s, revived)
+	wantGet(t, s, live)
+	wantGet(t, s, tok)
+	wantLive(t, s, sluice.KindContract, live, revived)
 }
