@@ -38,6 +38,8 @@ type blobNeeds struct {
 	// seal step made that its record does not name yet (a seal that failed
 	// half-way), so that its end releases them too.
 	open map[string][]string
+	// calls counts need calls since the last sweep of until (see need).
+	calls int
 }
 
 func newBlobNeeds(b Blobs, grace time.Duration, now func() time.Time) *blobNeeds {
@@ -62,6 +64,14 @@ func (n *blobNeeds) need(quote string, cids []string, until time.Time) {
 		n.open[quote] = dedupe(all)
 	} else {
 		delete(n.open, quote)
+	}
+	// A need that ends in the future is pruned only when its CID is
+	// settled again, which may never happen: sweep them all every so many
+	// calls, as many as the map is long, so the work per call stays
+	// constant and the map holds at most twice the needs still running.
+	if n.calls++; n.calls > max(16, len(n.until)) {
+		n.calls = 0
+		n.sweep()
 	}
 	for _, cid := range all {
 		m := n.until[cid]
@@ -95,6 +105,22 @@ func (n *blobNeeds) settle(cid string, m map[string]time.Time) {
 		return
 	}
 	n.blobs.Release(cid, last.Sub(now)+n.grace)
+}
+
+// sweep forgets the needs that have ended. Their blobs' releases were
+// armed when they were last settled, for the latest end. n.mu held.
+func (n *blobNeeds) sweep() {
+	now := n.now()
+	for cid, m := range n.until {
+		for q, u := range m {
+			if !u.IsZero() && !u.After(now) {
+				delete(m, q)
+			}
+		}
+		if len(m) == 0 {
+			delete(n.until, cid)
+		}
+	}
 }
 
 // releaseUnclaimed releases the stored blobs that no quote needs: files of
@@ -140,6 +166,19 @@ func (e *Engine) needFiles(q *sluice.Quote) {
 		}
 	}
 	e.needs.need(q.ID, cids, e.filesNeededUntil(q))
+}
+
+// needPieceSource keeps the file an uploaded piece is read from while the
+// piece may be handed out, and an interval more: a contract made just
+// before the end downloads the bytes for its first proof. Pieces with the
+// same bytes are one piece, read from one quote's file; that quote may
+// end first, so the piece holds its own need. Its name cannot be a
+// quote's: quote ids hold no control characters.
+func (e *Engine) needPieceSource(h sluice.FileHash, source string, end time.Time) {
+	if !end.IsZero() {
+		end = end.Add(e.cfg.Terms.Interval)
+	}
+	e.needs.need("\x00piece\x00"+h.String(), []string{source}, end)
 }
 
 // filesNeededUntil is when q stops needing its files: zero while it is

@@ -229,3 +229,116 @@ func TestSealClaimsAReleasedFile(t *testing.T) {
 		}
 	})
 }
+
+// TestPieceKeepsItsSourceWhenItsQuoteFails: a piece two quotes share is
+// read from the file of the quote that wants it longest. When that quote
+// fails early, the piece is still handed out until its end (the other
+// quote is still being placed), so the file it is read from stays.
+func TestPieceKeepsItsSourceWhenItsQuoteFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		bs, err := blobstore.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bs.Close()
+		const retention = 10 * time.Minute
+		n := startWith(t, newMemStore(), Config{Uploads: UploadConfig{Blobs: diskBlobs{bs}, Retention: retention,
+			Redundancy: 1, ChunkSize: 16}})
+		defer n.stop()
+		const block = "0123456789abcdef"
+		short := uploadFree(t, n, bs, block+"short", time.Hour)
+		long := uploadFree(t, n, bs, block+"the longer one", 5*time.Hour)
+		synctest.Wait()
+		if err := n.FailQuote(ctx, long, sluice.StatusInternalError); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(retention + time.Second)
+		synctest.Wait()
+		if q := storedQuote(t, n.store(), short); q.Status != sluice.StatusUploading {
+			t.Fatalf("short quote: status %d, want 300", q.Status)
+		}
+		took := 0
+		for _, ch := range n.pool.take("farmer", 1<<20, 0, time.Now()) {
+			took++
+			f, _, err := n.cfg.Uploads.Blobs.Open(ch.Source)
+			if err != nil {
+				t.Errorf("piece %x handed out from %s: %v", ch.FileHash[:4], ch.Source, err)
+				continue
+			}
+			f.Close()
+		}
+		if took == 0 {
+			t.Fatal("no piece handed out")
+		}
+	})
+}
+
+// releasedAfterSeal is the blob store with a release that fires right
+// after the first Seal, before the quote can claim the blob.
+type releasedAfterSeal struct {
+	diskBlobs
+	fired *bool
+}
+
+func (r releasedAfterSeal) Seal(ctx context.Context, pending string) (string, error) {
+	cid, err := r.diskBlobs.Seal(ctx, pending)
+	if err == nil && !*r.fired {
+		*r.fired = true
+		r.s.Remove(r.cid(cid))
+	}
+	return cid, err
+}
+
+// TestSealAgainWhenTheBlobWentMeanwhile: a release that removes the blob
+// between Seal and the quote's claim does not leave the quote with a CID
+// whose file is gone: the file is sealed again from its pending copy.
+func TestSealAgainWhenTheBlobWentMeanwhile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bs, err := blobstore.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bs.Close()
+		fired := false
+		n := startWith(t, newMemStore(), Config{Uploads: UploadConfig{
+			Blobs: releasedAfterSeal{diskBlobs{bs}, &fired}, Redundancy: 1}})
+		defer n.stop()
+		id := uploadFree(t, n, bs, "bytes released while sealed", time.Hour)
+		synctest.Wait()
+		q := storedQuote(t, n.store(), id)
+		if !fired || len(q.Files) != 1 || q.Files[0].CID == "" {
+			t.Fatalf("quote: %+v (release fired: %v), want one sealed file", q.Files, fired)
+		}
+		if !bs.Has(diskBlobs{}.cid(q.Files[0].CID)) {
+			t.Fatalf("quote %s (status %d) names file %s, which is gone", id, q.Status, q.Files[0].CID)
+		}
+	})
+}
+
+// TestUnreadableQuoteKeepsUnclaimedFiles: when a quote record cannot be
+// read at start-up, the files no readable quote names may be its own, so
+// none of them is released.
+func TestUnreadableQuoteKeepsUnclaimedFiles(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		bs, err := blobstore.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bs.Close()
+		const retention = 10 * time.Minute
+		orphan := putBlob(t, bs, "whose file is this?")
+		store := newMemStore()
+		bad := sluice.Record{Kind: sluice.KindQuote, ID: "unreadable", Version: 3, Live: true, State: []byte("{not json")}
+		if err := store.Write(ctx, []sluice.Record{bad}); err != nil {
+			t.Fatal(err)
+		}
+		n := startWith(t, store, Config{Uploads: UploadConfig{Blobs: diskBlobs{bs}, Retention: retention, Redundancy: 1}})
+		defer n.stop()
+		sleepUntil(time.Now().Add(2 * retention))
+		if !bs.Has(diskBlobs{}.cid(orphan)) {
+			t.Fatal("a file no readable quote names was removed although a quote record could not be read")
+		}
+	})
+}

@@ -212,6 +212,7 @@ func Start(ctx context.Context, cfg Config, store Store, writer Committer, m *me
 	e.deadlines = newDeadlines(func(pid *actor.PID) { sys.Root.Send(pid, deadlineFired) })
 	if cfg.Uploads.Blobs != nil {
 		e.needs = newBlobNeeds(cfg.Uploads.Blobs, cfg.Uploads.Retention, e.now)
+		e.pool.needSource = e.needPieceSource
 	}
 	e.props = map[sluice.RecordKind]*actor.Props{
 		sluice.KindToken:    newTokenProps(e),

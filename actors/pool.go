@@ -33,6 +33,11 @@ type uploadPool struct {
 	open []*poolChunk
 	// claimed indexes the claims by farmer.
 	claimed map[string]map[*poolChunk]bool
+	// needSource, when set, is told which stored file each chunk is read
+	// from and until when it may be handed out (its end; zero: never
+	// ends), so that the file stays that long (blobNeeds). Called with
+	// mu held.
+	needSource func(h sluice.FileHash, source string, end time.Time)
 }
 
 type poolChunk struct {
@@ -141,13 +146,18 @@ func (p *uploadPool) add(quote string, chunks []sluice.Chunk) {
 			p.open = append(p.open, c)
 		} else if laterEnd(ch.End, c.ch.End) {
 			// The same bytes wanted for longer: contracts made from now
-			// on last until the later end. A piece dropped from the open
+			// on last until the later end, and read the bytes from the
+			// later quote's file, kept (needSource) for as long: the
+			// first file may go before. A piece dropped from the open
 			// list at its old end is offered again.
-			c.ch.End = ch.End
+			c.ch.End, c.ch.Source, c.ch.Offset = ch.End, ch.Source, ch.Offset
 			if !c.listed && p.short(c) {
 				c.listed = true
 				p.open = append(p.open, c)
 			}
+		}
+		if p.needSource != nil && c.ch.Source != "" {
+			p.needSource(c.ch.FileHash, c.ch.Source, c.ch.End)
 		}
 		// A quote is listed on a chunk exactly when the chunk is listed
 		// for the quote (a re-add after a restart, or the same bytes twice

@@ -192,7 +192,7 @@ func (a *quoteActor) Receive(c actor.Context) {
 
 // relayed records a status the quote's microservice reported. Only a
 // handed-off quote takes one, and not once it is final; a final status
-// releases the temporary files.
+// ends its need of the temporary files (set, blobNeeds).
 func (a *quoteActor) relayed(c actor.Context, status int) error {
 	if !a.q.HandedOff || sluice.QuoteFinal(a.q.Status) || status == a.q.Status {
 		return nil

@@ -838,12 +838,13 @@ func (b *nonceBook) load(ctx context.Context, e *Engine, user string) (sluice.No
 // are then removed: uploads refused, or cut short by a crash, before they
 // were acknowledged.
 func (e *Engine) recoverQuotes(ctx context.Context) error {
-	n := 0
+	n, skipped := 0, 0
 	keep := map[string]bool{}
 	err := e.store.Live(ctx, sluice.KindQuote, func(r sluice.Record) error {
 		q, err := decodeQuote(r)
 		if err != nil {
 			e.log.Error(eventRecordSkipped, zap.String("kind", "quote"), zap.String("id", r.ID), zap.Error(err))
+			skipped++
 			return nil
 		}
 		e.quotes.add(q.Owner, q.ID, q.Type, q.Created)
@@ -874,9 +875,17 @@ func (e *Engine) recoverQuotes(ctx context.Context) error {
 		} else if removed > 0 {
 			e.log.Info(eventQuoteStorage, zap.String("detail", "removed pending files of unacknowledged uploads"), zap.Int("files", removed))
 		}
-		released, err := e.needs.releaseUnclaimed()
+		// A quote record that could not be read may name files: release
+		// none rather than lose them.
+		released, err := 0, error(nil)
+		if skipped == 0 {
+			released, err = e.needs.releaseUnclaimed()
+		}
 		if err != nil {
 			e.log.Warn(eventQuoteStorage, zap.Error(err))
+		} else if skipped > 0 {
+			e.log.Warn(eventQuoteStorage, zap.String("detail", "stored files no quote names are kept: some quote records could not be read"),
+				zap.Int("unreadable", skipped))
 		} else if released > 0 {
 			e.log.Info(eventQuoteStorage, zap.String("detail", "stored files no quote needs, removed after the retention period"),
 				zap.Int("files", released), zap.Duration("retention", e.cfg.Uploads.Retention))

@@ -460,6 +460,22 @@ func TestReleaseReplaced(t *testing.T) {
 	})
 }
 
+func TestKeepCancelsRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := openStore(t)
+		c := put(t, s, "needed again")
+		s.Release(c, time.Hour)
+		sleepCheck(t, s, 30*time.Minute, c, true)
+		s.Keep(c)
+		sleepCheck(t, s, 2*time.Hour, c, true)
+		if n := len(s.releases); n != 0 {
+			t.Errorf("pending releases after Keep: got %d, want 0", n)
+		}
+		s.Keep(c) // nothing pending: nothing happens
+		sleepCheck(t, s, time.Hour, c, true)
+	})
+}
+
 func TestPutCancelsRelease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s, _ := openStore(t)

@@ -13,14 +13,17 @@ import (
 // block one subscriber usually gets, so that a client cannot pick a fresh
 // address for every request. Buckets that have filled up again are
 // forgotten when the table grows past maxIPBuckets, so it holds only the
-// clients seen lately, however many there were.
+// clients seen lately, however many there were. When a pruning frees
+// little (many clients at once), the next waits until the table has
+// doubled: each new client costs constant work on average.
 type ipLimiter struct {
 	rate  float64
 	burst int
 	now   func() time.Time
 
-	mu sync.Mutex
-	by map[string]*sluice.Bucket
+	mu      sync.Mutex
+	by      map[string]*sluice.Bucket
+	pruneAt int // table size from which the next new client prunes
 }
 
 // maxIPBuckets is the table size from which full buckets are pruned.
@@ -30,7 +33,7 @@ func newIPLimiter(rate float64, burst int) *ipLimiter {
 	if rate <= 0 {
 		return nil
 	}
-	return &ipLimiter{rate: rate, burst: max(1, burst), now: time.Now, by: map[string]*sluice.Bucket{}}
+	return &ipLimiter{rate: rate, burst: max(1, burst), now: time.Now, by: map[string]*sluice.Bucket{}, pruneAt: maxIPBuckets}
 }
 
 // allow takes one request of the client at ip (as clientIP gives it); it
@@ -41,13 +44,14 @@ func (l *ipLimiter) allow(ip string) error {
 		return nil
 	}
 	key := ipKey(ip)
-	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := l.now() // under the lock, so a bucket's time never goes back
 	b := l.by[key]
 	if b == nil {
-		if len(l.by) >= maxIPBuckets {
+		if len(l.by) >= l.pruneAt {
 			l.prune(now)
+			l.pruneAt = max(maxIPBuckets, 2*len(l.by))
 		}
 		b = &sluice.Bucket{}
 		l.by[key] = b
@@ -61,9 +65,9 @@ func (l *ipLimiter) allow(ip string) error {
 // prune forgets the buckets that are full again: a new bucket starts full,
 // so forgetting them changes nothing. l.mu held.
 func (l *ipLimiter) prune(now time.Time) {
-	refill := time.Duration(float64(l.burst) / l.rate * float64(time.Second))
+	refill := float64(l.burst) / l.rate // seconds; may exceed a Duration
 	for k, b := range l.by {
-		if now.Sub(b.Last) >= refill {
+		if now.Sub(b.Last).Seconds() >= refill {
 			delete(l.by, k)
 		}
 	}
@@ -73,8 +77,11 @@ func (l *ipLimiter) prune(now time.Time) {
 // /64, anything unparsable as given.
 func ipKey(ip string) string {
 	a, err := netip.ParseAddr(ip)
-	if err != nil || !a.Is6() || a.Is4In6() {
+	if err != nil {
 		return ip
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
 	}
 	p, err := a.Prefix(64)
 	if err != nil {

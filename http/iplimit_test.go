@@ -15,7 +15,7 @@ func TestIPKey(t *testing.T) {
 		"2001:db8:1:2:3:4:5:6":    "2001:db8:1:2::/64",
 		"2001:db8:1:2:ffff::1":    "2001:db8:1:2::/64",
 		"2001:db8:1:3::1":         "2001:db8:1:3::/64",
-		"::ffff:203.0.113.7":      "::ffff:203.0.113.7",
+		"::ffff:203.0.113.7":      "203.0.113.7",
 		"not an address":          "not an address",
 		"fe80::1%eth0":            "fe80::/64",
 		"2001:db8:0:0:0:0:0:0001": "2001:db8::/64",
@@ -79,5 +79,50 @@ func TestIPLimiter(t *testing.T) {
 	}
 	if newIPLimiter(0, 10) != nil {
 		t.Error("rate 0 made a limiter")
+	}
+}
+
+// TestIPLimiterPrunesRarelyWhenEveryoneIsActive: a table of clients that
+// all asked just now has nothing to forget; a pruning that frees nothing
+// puts the next one off until the table has doubled, so a stream of new
+// clients does not scan the whole table each.
+func TestIPLimiterPrunesRarelyWhenEveryoneIsActive(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newIPLimiter(2, 60)
+	l.now = func() time.Time { return now }
+	for i := range maxIPBuckets {
+		l.by[fmt.Sprintf("2001:db8:%x:%x::/64", i>>16, i&0xffff)] = &sluice.Bucket{Tokens: 59, Last: now}
+	}
+	if err := l.allow("198.51.100.1"); err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * maxIPBuckets; l.pruneAt != want {
+		t.Fatalf("after a pruning that freed nothing: next at %d buckets, want %d", l.pruneAt, want)
+	}
+	for i := range maxIPBuckets - 2 {
+		l.allow(fmt.Sprintf("10.%d.%d.1", i>>8, i&0xff))
+	}
+	if l.pruneAt != 2*maxIPBuckets || len(l.by) != 2*maxIPBuckets-1 {
+		t.Fatalf("pruned again before the table doubled: next at %d, %d buckets", l.pruneAt, len(l.by))
+	}
+	// Once they are all idle long enough, the next pruning frees them.
+	now = now.Add(31 * time.Second)
+	l.allow("198.51.100.2")
+	l.allow("198.51.100.3")
+	if len(l.by) != 2 || l.pruneAt != maxIPBuckets {
+		t.Fatalf("after idle clients were pruned: %d buckets, next at %d; want 2 and %d", len(l.by), l.pruneAt, maxIPBuckets)
+	}
+}
+
+// TestIPLimiterHugeRefill: a burst that takes longer than a Duration can
+// hold to refill does not make every bucket look full.
+func TestIPLimiterHugeRefill(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newIPLimiter(1.0/86400, 200_000)
+	l.now = func() time.Time { return now }
+	l.by["203.0.113.1"] = &sluice.Bucket{Tokens: 1, Last: now.Add(-time.Hour)}
+	l.prune(now)
+	if _, ok := l.by["203.0.113.1"]; !ok {
+		t.Fatal("a bucket far from full was pruned")
 	}
 }

@@ -45,8 +45,9 @@ func TestGetQuoteRateLimit(t *testing.T) {
 		}
 	}
 	code, retry, out := quote("203.0.113.1")
-	if code != 429 || out["error"] != "Too many requests; slow down." || retry != "1000" {
-		t.Fatalf("over the burst: %d %v, Retry-After %q; want 429 {error: Too many requests; slow down.}, Retry-After 1000", code, out, retry)
+	// The bucket refills one call in 1000 s, less what the first calls took.
+	if code != 429 || out["error"] != "Too many requests; slow down." || (retry != "1000" && retry != "999") {
+		t.Fatalf("over the burst: %d %v, Retry-After %q; want 429 {error: Too many requests; slow down.}, Retry-After 1000 (or 999)", code, out, retry)
 	}
 	if code, _, out := quote("203.0.113.2"); code != 201 {
 		t.Fatalf("another client: %d %v", code, out)
