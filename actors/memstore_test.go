@@ -66,7 +66,7 @@ func (s *memStore) Write(ctx context.Context, recs []sluice.Record) error {
 
 // PurgeArchived deletes archived records of kind written before before,
 // as the real stores do (persistence/storetest checks those).
-func (s *memStore) PurgeArchived(_ context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, error) {
+func (s *memStore) PurgeArchived(_ context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -76,7 +76,7 @@ func (s *memStore) PurgeArchived(_ context.Context, kind sluice.RecordKind, befo
 			n++
 		}
 	}
-	return n, nil
+	return n, n >= limit, nil
 }
 
 func (s *memStore) Live(ctx context.Context, kind sluice.RecordKind, fn func(sluice.Record) error) error {

@@ -156,8 +156,15 @@ func (p *uploadPool) add(quote string, chunks []sluice.Chunk) {
 				p.open = append(p.open, c)
 			}
 		}
-		if p.needSource != nil && c.ch.Source != "" {
-			p.needSource(c.ch.FileHash, c.ch.Source, c.ch.End)
+		if p.needSource != nil {
+			// The file it is read from now, and this quote's own file:
+			// contracts made while that was the source (before a restart
+			// re-added the quotes in another order) read from it.
+			for _, src := range []sluice.Chunk{c.ch, ch} {
+				if src.Source != "" {
+					p.needSource(src.FileHash, src.Source, src.End)
+				}
+			}
 		}
 		// A quote is listed on a chunk exactly when the chunk is listed
 		// for the quote (a re-add after a restart, or the same bytes twice

@@ -14,16 +14,17 @@ import (
 // retention they are deleted, a bounded batch at a time. This is
 // housekeeping on a clock of its own; no deadline depends on it.
 const (
-	// purgeBatch is the most records one store call deletes.
-	purgeBatch = 10_000
+	// purgeBatch is about the most records one store call deletes: one
+	// transaction short enough not to hold up the answers' commits.
+	purgeBatch = 2_000
 	// purgeTimeout bounds one store call.
 	purgeTimeout = time.Minute
 	eventPurged  = "store.archive_purged"
 	eventPurgeKO = "store.archive_purge_failed"
 )
 
-// purgeEvery is how often the archive is purged: a quarter of the
-// retention, between a minute and an hour.
+// purgeEvery is how often the archive is purged: every quarter of the
+// retention, at least once an hour and at most once a minute.
 func purgeEvery(retention time.Duration) time.Duration {
 	return min(max(retention/4, time.Minute), time.Hour)
 }
@@ -45,28 +46,42 @@ func (e *Engine) purgeArchives(p Purger) {
 	}
 }
 
-// purgeOnce deletes every archived contract past the retention, in
-// batches, unless the engine stops first.
+// purgeOnce deletes every archived contract past the retention, a batch
+// at a time, resting as long as each batch took (the purge takes at most
+// half of the store's time), until none is left or the engine stops.
 func (e *Engine) purgeOnce(p Purger) {
 	before := e.now().Add(-e.cfg.ArchiveRetention)
+	stopped, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-e.stop:
+			cancel() // Stop does not wait for a batch to run out
+		case <-stopped.Done():
+		}
+	}()
 	total := 0
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), purgeTimeout)
-		n, err := p.PurgeArchived(ctx, sluice.KindContract, before, purgeBatch)
-		cancel()
+		ctx, done := context.WithTimeout(stopped, purgeTimeout)
+		start := time.Now()
+		n, more, err := p.PurgeArchived(ctx, sluice.KindContract, before, purgeBatch)
+		took := time.Since(start)
+		done()
 		total += n
 		e.metrics.ArchivePurged.Add(float64(n))
 		if err != nil {
-			e.log.Warn(eventPurgeKO, zap.Int("records", total), zap.Error(err))
+			if stopped.Err() == nil {
+				e.log.Warn(eventPurgeKO, zap.Int("records", total), zap.Error(err))
+			}
 			return
 		}
-		if n < purgeBatch {
+		if !more {
 			break
 		}
 		select {
-		case <-e.stop:
+		case <-stopped.Done():
 			return
-		default:
+		case <-time.After(took):
 		}
 	}
 	if total > 0 {

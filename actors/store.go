@@ -32,7 +32,9 @@ type Store interface {
 // can). The engine purges closed contracts older than its
 // ArchiveRetention through it.
 type Purger interface {
-	// PurgeArchived deletes at most limit archived records of kind that
-	// were archived before before, oldest first, and returns how many.
-	PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, error)
+	// PurgeArchived deletes archived records of kind that were archived
+	// before before, oldest first, in one bounded step of about limit
+	// records, and returns how many it deleted and whether more may
+	// remain.
+	PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (purged int, more bool, err error)
 }

@@ -116,6 +116,7 @@ func TestServeRefusesWhatItWouldIgnore(t *testing.T) {
 		{[]string{"--quote-rate", "NaN"}, "--quote-rate"},
 		{[]string{"--quote-burst", "0"}, "--quote-burst"},
 		{[]string{"--archive-retention", "-1s"}, "--archive-retention"},
+		{[]string{"--archive-retention", "59m"}, "--archive-retention"},
 		{[]string{"--shutdown-timeout", "0s"}, "--shutdown-timeout"},
 		{[]string{"--shutdown-timeout", "-5s"}, "--shutdown-timeout"},
 		{[]string{"--listen", ""}, "--listen"},

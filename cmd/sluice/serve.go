@@ -271,8 +271,8 @@ func (c serveConfig) validate() error {
 	if c.quoteBurst < 1 {
 		errs = append(errs, errors.New("--quote-burst: want at least 1"))
 	}
-	if c.archiveRetention < 0 {
-		errs = append(errs, errors.New("--archive-retention: want 0 (keep for ever) or more"))
+	if c.archiveRetention < 0 || (c.archiveRetention > 0 && c.archiveRetention < time.Hour) {
+		errs = append(errs, errors.New("--archive-retention: want 0 (keep for ever) or at least 1h (farmers ask about a closed contract for a while)"))
 	}
 	if c.statusRefresh < 100*time.Millisecond {
 		errs = append(errs, errors.New("--status-refresh: want at least 100ms"))

@@ -18,12 +18,16 @@
 // A record lives in exactly one of its kind's two buckets, so loading the
 // live records at start-up never reads archived ones.
 //
-// Next to each archive bucket, "snap/<kind>/archived-at" indexes it by the
-// time records were archived, for PurgeArchived: the key is the checkpoint
-// time that put the record there (Unix nanoseconds, 8 bytes big-endian)
-// followed by the id, the value the version archived (uvarint). An entry
-// whose version is no longer the archived one (the record was archived
-// again, or is live again) is stale and only dropped.
+// Next to the contracts' archive bucket (the one kind the node purges),
+// "snap/<kind>/archived-at" indexes it by the time records were archived,
+// for PurgeArchived: the key is the checkpoint time that put the record
+// there (Unix nanoseconds, 8 bytes big-endian) followed by the id, the
+// value the version archived (uvarint). An entry whose version is no
+// longer the archived one (the record was archived again, or is live
+// again) is stale and only dropped. A database from before the index gets
+// it gradually: Open notes the backfill in "meta/archived-at-backfill"
+// (the time of the upgrade, then the last id indexed), and PurgeArchived
+// works through it a batch at a time.
 package embedded
 
 import (
@@ -161,9 +165,9 @@ func open(dir string, log *zap.Logger, segBytes int64) (*Store, error) {
 		quit:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 	}
-	err = s.recover(dir)
+	err = s.noteBackfills()
 	if err == nil {
-		err = s.indexArchives()
+		err = s.recover(dir)
 	}
 	if err != nil {
 		for _, g := range s.segs {
@@ -286,6 +290,16 @@ func sorted(m map[memKey]sluice.Record) []sluice.Record {
 
 // Path is the database file's path.
 func (s *Store) Path() string { return s.db.Path() }
+
+// indexed reports whether archived records of kind get an archived-at
+// index: only contracts, the kind the engine purges (deleted tokens are
+// few, quotes are their owners' history).
+func indexed(kind sluice.RecordKind) bool { return kind == sluice.KindContract }
+
+// backfillBucket holds, per kind, an archived-at index still being built
+// for records archived before the index existed: when (8 bytes), then the
+// last id indexed.
+var backfillBucket = []byte("meta/archived-at-backfill")
 
 // archivedAtName names the index of a kind's archived records by time.
 func archivedAtName(kind sluice.RecordKind) []byte {
@@ -527,9 +541,12 @@ func (s *Store) apply(recs []sluice.Record, scratch *[]byte) error {
 				if err != nil {
 					return err
 				}
-				archivedAt, err := tx.CreateBucketIfNotExists(archivedAtName(r.Kind))
-				if err != nil {
-					return err
+				var archivedAt *bolt.Bucket
+				if indexed(r.Kind) {
+					if archivedAt, err = tx.CreateBucketIfNotExists(archivedAtName(r.Kind)); err != nil {
+						return err
+					}
+					archivedAt.FillPercent = 1 // keys only ever grow: pages filled up
 				}
 				p = pair{live, archive, archivedAt}
 				buckets[r.Kind] = p
@@ -571,7 +588,7 @@ func (s *Store) apply(recs []sluice.Record, scratch *[]byte) error {
 					return fmt.Errorf("%s %q: %w", r.Kind, r.ID, err)
 				}
 			}
-			if !r.Live {
+			if !r.Live && p.archivedAt != nil {
 				ver := binary.AppendUvarint(nil, r.Version)
 				if err := p.archivedAt.Put(archivedAtKey(now, r.ID), ver); err != nil {
 					return fmt.Errorf("%s %q: %w", r.Kind, r.ID, err)
@@ -582,31 +599,35 @@ func (s *Store) apply(recs []sluice.Record, scratch *[]byte) error {
 	})
 }
 
-// PurgeArchived deletes at most limit archived records of kind that were
-// archived before before, oldest first, and returns how many it deleted.
-// The archive time is that of the checkpoint that copied the record into
-// bbolt (at most one log segment after its Write); records still only in
-// the log are never purged. Live records are never touched.
-func (s *Store) PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, error) {
+// PurgeArchived deletes archived records of kind that were archived
+// before before, oldest first, in one transaction of at most limit steps
+// (a record deleted, a stale index entry dropped, or a record of an older
+// database indexed), and returns how many records it deleted and whether
+// more steps may remain. The archive time is that of the checkpoint that
+// copied the record into bbolt (at most one log segment after its Write);
+// records still only in the log are never purged. Live records are never
+// touched.
+func (s *Store) PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	purged := 0
+	purged, steps := 0, 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		index, archive := tx.Bucket(archivedAtName(kind)), tx.Bucket(bucketName(kind, false))
 		if index == nil || archive == nil {
 			return nil
 		}
-		// Stale entries count towards limit too, so that one call stays
-		// one bounded transaction.
+		index.FillPercent = 1
+		var err error
+		if steps, err = backfill(tx, kind, index, archive, limit); err != nil || steps >= limit {
+			return err
+		}
 		cut := before.UnixNano()
 		c := index.Cursor()
-		for steps := 0; steps < limit; steps++ {
+		for ; steps < limit; steps++ {
 			k, v := c.First()
-			if k == nil {
-				break
-			}
-			if len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) >= cut {
+			if k == nil || len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) >= cut {
+				steps = 0 // nothing more before the cut-off
 				break
 			}
 			want, n := binary.Uvarint(v)
@@ -625,53 +646,68 @@ func (s *Store) PurgeArchived(ctx context.Context, kind sluice.RecordKind, befor
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("embedded store: purge archived %s: %w", kind, classify(err))
+		return 0, false, fmt.Errorf("embedded store: purge archived %s: %w", kind, classify(err))
 	}
-	return purged, nil
+	return purged, steps >= limit, nil
 }
 
-// indexArchives gives the archive buckets of a store written before the
-// archived-at index existed their index, with every record archived now:
-// they are purged a retention period after the upgrade.
-func (s *Store) indexArchives() error {
+// backfill indexes up to limit archived records of an older database (see
+// backfillBucket), if any are left, and returns how many it indexed.
+func backfill(tx *bolt.Tx, kind sluice.RecordKind, index, archive *bolt.Bucket, limit int) (int, error) {
+	marks := tx.Bucket(backfillBucket)
+	if marks == nil {
+		return 0, nil
+	}
+	mk := []byte{byte(kind)}
+	mark := marks.Get(mk)
+	if len(mark) < 8 {
+		return 0, nil
+	}
+	when, last := int64(binary.BigEndian.Uint64(mark)), mark[8:]
+	c := archive.Cursor()
+	k, v := c.First()
+	if len(last) > 0 {
+		if k, v = c.Seek(last); k != nil && bytes.Equal(k, last) {
+			k, v = c.Next()
+		}
+	}
+	n := 0
+	for ; k != nil && n < limit; k, v = c.Next() {
+		n++
+		ver, err := decodeVersion(v)
+		if err != nil {
+			continue // left for ever, as a corrupt value is
+		}
+		if err := index.Put(archivedAtKey(when, string(k)), binary.AppendUvarint(nil, ver)); err != nil {
+			return n, err
+		}
+		last = k
+	}
+	if k == nil {
+		return n, marks.Delete(mk)
+	}
+	return n, marks.Put(mk, append(binary.BigEndian.AppendUint64(nil, uint64(when)), last...))
+}
+
+// noteBackfills runs at Open, before the log is replayed: an archive
+// bucket of an indexed kind without its index is a database from before
+// the index, and gets an empty index and a backfill mark dated now, which
+// PurgeArchived works through. (After the replay the index may exist,
+// made by replayed records, yet be incomplete: hence before.)
+func (s *Store) noteBackfills() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		var kinds []sluice.RecordKind
-		err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-			rest, ok := bytes.CutPrefix(name, []byte("snap/"))
-			if !ok {
-				return nil
-			}
-			num, ok := bytes.CutSuffix(rest, []byte("/archive"))
-			if !ok {
-				return nil
-			}
-			k, err := strconv.ParseUint(string(num), 10, 16)
-			if err == nil && tx.Bucket(archivedAtName(sluice.RecordKind(k))) == nil {
-				kinds = append(kinds, sluice.RecordKind(k))
-			}
+		kind := sluice.KindContract
+		if tx.Bucket(bucketName(kind, false)) == nil || tx.Bucket(archivedAtName(kind)) != nil {
 			return nil
-		})
+		}
+		if _, err := tx.CreateBucket(archivedAtName(kind)); err != nil {
+			return err
+		}
+		marks, err := tx.CreateBucketIfNotExists(backfillBucket)
 		if err != nil {
 			return err
 		}
-		now := time.Now().UnixNano()
-		for _, kind := range kinds {
-			index, err := tx.CreateBucket(archivedAtName(kind))
-			if err != nil {
-				return err
-			}
-			err = tx.Bucket(bucketName(kind, false)).ForEach(func(id, v []byte) error {
-				ver, err := decodeVersion(v)
-				if err != nil {
-					return nil // left for ever, as a corrupt value is
-				}
-				return index.Put(archivedAtKey(now, string(id)), binary.AppendUvarint(nil, ver))
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		return marks.Put([]byte{byte(kind)}, binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
 	})
 }
 

@@ -118,15 +118,21 @@ func (s *Store) Close() error {
 
 // The upsert keeps the row with the highest version: a conflicting row is
 // only overwritten by a newer version, so retried and reordered writes are
-// harmless. Both write paths end in it.
+// harmless. Both write paths end in it. archived_at is set by the write
+// that archives a row and kept by later archived versions; a live row has
+// none, so its rewrites stay HOT (migration 0002).
 const upsertTail = `
 ON CONFLICT (kind, id) DO UPDATE SET
 	owner = EXCLUDED.owner, version = EXCLUDED.version, live = EXCLUDED.live,
-	state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+	state = EXCLUDED.state, updated_at = EXCLUDED.updated_at,
+	archived_at = CASE WHEN EXCLUDED.live THEN NULL ELSE coalesce(snapshots.archived_at, EXCLUDED.archived_at) END
 WHERE snapshots.version < EXCLUDED.version`
 
-const upsertUnnest = `INSERT INTO snapshots (kind, id, owner, version, live, state, updated_at)
-SELECT kind, id, owner, version, live, state, now()
+// insertColumns is the INSERT half of both write paths.
+const insertColumns = `INSERT INTO snapshots (kind, id, owner, version, live, state, updated_at, archived_at)
+SELECT kind, id, owner, version, live, state, now(), CASE WHEN live THEN NULL ELSE now() END`
+
+const upsertUnnest = insertColumns + `
 FROM unnest($1::int2[], $2::text[], $3::text[], $4::int8[], $5::bool[], $6::bytea[])
 	AS u(kind, id, owner, version, live, state)` + upsertTail
 
@@ -138,8 +144,7 @@ const (
 	createStage = `CREATE TEMP TABLE IF NOT EXISTS ` + stageTable + ` (
 	kind smallint, id text, owner text, version bigint, live boolean, state bytea
 ) ON COMMIT DELETE ROWS`
-	mergeStage = `INSERT INTO snapshots (kind, id, owner, version, live, state, updated_at)
-SELECT kind, id, owner, version, live, state, now()
+	mergeStage = insertColumns + `
 FROM pg_temp.` + stageTable + ` ORDER BY kind, id` + upsertTail
 )
 
@@ -262,24 +267,27 @@ func (s *Store) live(ctx context.Context, kind sluice.RecordKind, fn func(sluice
 	return classify(rows.Err())
 }
 
-// purgeArchived deletes the oldest archived rows of a kind last written
-// before a time. The outer conditions are checked again on the row as it
+// purgeArchived deletes the oldest archived rows of a kind archived before
+// a time. The outer conditions are checked again on the row as it
 // is when it is deleted, so a row made live again meanwhile stays.
 const purgeArchived = `DELETE FROM snapshots WHERE (kind, id) IN (
-	SELECT kind, id FROM snapshots WHERE kind = $1 AND NOT live AND updated_at < $2
-	ORDER BY updated_at LIMIT $3)
-AND NOT live AND updated_at < $2`
+	SELECT kind, id FROM snapshots WHERE kind = $1 AND NOT live AND archived_at < $2
+	ORDER BY archived_at LIMIT $3)
+AND NOT live AND archived_at < $2`
 
 // PurgeArchived deletes at most limit archived records of kind that were
-// archived (last written) before before, oldest first, and returns how
-// many it deleted. Live records are never touched. Errors from a failing
-// connection or server wrap sluice.ErrUnavailable.
-func (s *Store) PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, error) {
+// archived before before, oldest first, and returns how many it deleted
+// and whether more may remain (it deleted limit). The archive time is the
+// server's clock at the write that archived the row. Live records are
+// never touched. Errors from a failing connection or server wrap
+// sluice.ErrUnavailable.
+func (s *Store) PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, bool, error) {
 	tag, err := s.pool.Exec(ctx, purgeArchived, int16(kind), before, limit)
 	if err != nil {
-		return 0, fmt.Errorf("postgres store: purge archived %s: %w", kind, classify(err))
+		return 0, false, fmt.Errorf("postgres store: purge archived %s: %w", kind, classify(err))
 	}
-	return int(tag.RowsAffected()), nil
+	n := int(tag.RowsAffected())
+	return n, n >= limit, nil
 }
 
 // Get returns the record, live or archived, or an error wrapping

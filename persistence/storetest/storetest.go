@@ -30,7 +30,7 @@ type Store interface {
 // Purger is a store that can delete old archived records (both stores
 // are; the suite checks it through this interface).
 type Purger interface {
-	PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, error)
+	PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, bool, error)
 }
 
 // Run runs the suite. newLocation is called once per subtest to make a
@@ -441,7 +441,7 @@ func testReopen(t *testing.T, open func() Store) {
 }
 
 // testPurgeArchived: archived records of the kind archived before the
-// cut-off go, oldest first and at most limit a call; live records, newer
+// cut-off go, oldest first and about limit a call; live records, newer
 // archived ones and other kinds stay, and a record made live again after
 // it was archived stays live. Records are checkpointed by a reopen first
 // (the embedded store purges only what its database file holds).
@@ -450,14 +450,13 @@ func testPurgeArchived(t *testing.T, open func() Store) {
 	s := open()
 	live := contract("live", "f", 1, true, "running")
 	tok := token("tok", 2, false, "deleted")
-	write(t, s, live, contract("old1", "f", 2, false, "expired"), contract("old2", "f", 2, false, "expired"),
-		contract("revived", "f", 2, false, "expired"), tok)
+	write(t, s, live, contract("old1", "f", 2, false, "expired"), contract("revived", "f", 2, false, "expired"), tok)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = open()
 	revived := contract("revived", "f", 3, true, "taken again")
-	write(t, s, revived)
+	write(t, s, revived, contract("old2", "f", 2, false, "expired")) // archived after old1
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +467,7 @@ func testPurgeArchived(t *testing.T, open func() Store) {
 	}
 	purge := func(before time.Time, limit int) int {
 		t.Helper()
-		n, err := p.PurgeArchived(ctx, sluice.KindContract, before, limit)
+		n, _, err := p.PurgeArchived(ctx, sluice.KindContract, before, limit)
 		if err != nil {
 			t.Fatalf("PurgeArchived: %v", err)
 		}
@@ -482,6 +481,8 @@ func testPurgeArchived(t *testing.T, open func() Store) {
 	if n := purge(after, 1); n != 1 {
 		t.Fatalf("purged with limit 1: %d, want 1", n)
 	}
+	wantMissing(t, s, sluice.KindContract, "old1") // the oldest first
+	wantGet(t, s, contract("old2", "f", 2, false, "expired"))
 	total := 1
 	for range 5 {
 		total += purge(after, 100)
