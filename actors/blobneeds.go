@@ -172,13 +172,15 @@ func (e *Engine) needFiles(q *sluice.Quote) {
 // piece may be handed out, and an interval more: a contract made just
 // before the end downloads the bytes for its first proof. Pieces with the
 // same bytes are one piece, read from one quote's file; that quote may
-// end first, so the piece holds its own need. Its name cannot be a
-// quote's: quote ids hold no control characters.
+// end first, so the piece holds its own need, one per file it is read
+// from (a need that never ends on one is not ended by a finite one on
+// another). Its name cannot be a quote's: quote ids hold no control
+// characters.
 func (e *Engine) needPieceSource(h sluice.FileHash, source string, end time.Time) {
 	if !end.IsZero() {
 		end = end.Add(e.cfg.Terms.Interval)
 	}
-	e.needs.need("\x00piece\x00"+h.String(), []string{source}, end)
+	e.needs.need("\x00piece\x00"+h.String()+"\x00"+source, []string{source}, end)
 }
 
 // filesNeededUntil is when q stops needing its files: zero while it is

@@ -342,3 +342,31 @@ func TestUnreadableQuoteKeepsUnclaimedFiles(t *testing.T) {
 		}
 	})
 }
+
+// TestPieceNeedsPerSource: a piece read from a file for good (a quote
+// whose storage never ends) keeps that file when a quote with an end joins
+// the piece with a file of its own: each file the piece may be read from
+// is its own need.
+func TestPieceNeedsPerSource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bs, err := blobstore.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bs.Close()
+		const retention = 10 * time.Minute
+		n := startWith(t, newMemStore(), Config{Uploads: UploadConfig{Blobs: diskBlobs{bs}, Retention: retention, Redundancy: 1}})
+		defer n.stop()
+		forever, ending := putBlob(t, bs, "kept for good"), putBlob(t, bs, "kept for an hour")
+		h := sluice.HashBytes([]byte("the shared piece"))
+		n.pool.add("q-forever", []sluice.Chunk{{FileHash: h, Size: 16, Quote: "q-forever", Source: forever}})
+		n.pool.add("q-ending", []sluice.Chunk{{FileHash: h, Size: 16, Quote: "q-ending", Source: ending, End: time.Now().Add(time.Hour)}})
+		sleepUntil(time.Now().Add(time.Hour + time.Minute + retention + time.Second))
+		if !bs.Has(diskBlobs{}.cid(forever)) {
+			t.Fatal("the file a piece is read from for good was removed when another quote's need of the piece ended")
+		}
+		if bs.Has(diskBlobs{}.cid(ending)) {
+			t.Fatal("the ending quote's file is still stored an interval and a retention period after its end")
+		}
+	})
+}

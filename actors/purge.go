@@ -69,19 +69,19 @@ func (e *Engine) purgeOnce(p Purger) {
 		done()
 		total += n
 		e.metrics.ArchivePurged.Add(float64(n))
-		if err != nil {
-			if stopped.Err() == nil {
-				e.log.Warn(eventPurgeKO, zap.Int("records", total), zap.Error(err))
-			}
+		if err != nil && stopped.Err() == nil {
+			e.log.Warn(eventPurgeKO, zap.Int("records", total), zap.Error(err))
 			return
 		}
-		if !more {
+		if err != nil || !more {
 			break
 		}
 		select {
 		case <-stopped.Done():
-			return
 		case <-time.After(took):
+		}
+		if stopped.Err() != nil {
+			break // stopping: what was purged is logged
 		}
 	}
 	if total > 0 {

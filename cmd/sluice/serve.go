@@ -345,7 +345,10 @@ type store interface {
 
 func openStore(ctx context.Context, c serveConfig, log *zap.Logger) (store, error) {
 	if c.databaseURL != "" {
-		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		// Long enough for a migration on a big table (each is logged as it
+		// starts); an unreachable server fails sooner, on the store's
+		// 5 s connect timeout.
+		octx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()
 		s, err := postgres.Open(octx, c.databaseURL, log)
 		if err != nil {

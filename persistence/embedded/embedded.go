@@ -674,6 +674,7 @@ func backfill(tx *bolt.Tx, kind sluice.RecordKind, index, archive *bolt.Bucket, 
 	n := 0
 	for ; k != nil && n < limit; k, v = c.Next() {
 		n++
+		last = k
 		ver, err := decodeVersion(v)
 		if err != nil {
 			continue // left for ever, as a corrupt value is
@@ -681,7 +682,6 @@ func backfill(tx *bolt.Tx, kind sluice.RecordKind, index, archive *bolt.Bucket, 
 		if err := index.Put(archivedAtKey(when, string(k)), binary.AppendUvarint(nil, ver)); err != nil {
 			return n, err
 		}
-		last = k
 	}
 	if k == nil {
 		return n, marks.Delete(mk)

@@ -99,6 +99,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, log *zap.Logger) error {
 			if err != nil || done {
 				return err
 			}
+			log.Info(evMigrationStart, zap.Int("version", m.version), zap.String("name", m.name))
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return err
 			}

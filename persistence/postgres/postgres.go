@@ -44,8 +44,9 @@ const copyThreshold = 512
 
 // Event names logged by this package.
 const (
-	evOpened    = "store.opened"
-	evMigration = "store.migration_applied"
+	evOpened         = "store.opened"
+	evMigration      = "store.migration_applied"
+	evMigrationStart = "store.migration_started"
 )
 
 // Store is the PostgreSQL snapshot store. It is safe for concurrent use.
@@ -118,14 +119,13 @@ func (s *Store) Close() error {
 
 // The upsert keeps the row with the highest version: a conflicting row is
 // only overwritten by a newer version, so retried and reordered writes are
-// harmless. Both write paths end in it. archived_at is set by the write
-// that archives a row and kept by later archived versions; a live row has
-// none, so its rewrites stay HOT (migration 0002).
+// harmless. Both write paths end in it. archived_at is set by each write
+// of an archived version, as the embedded store dates its archive; a live
+// row has none, so its rewrites stay HOT (migration 0002).
 const upsertTail = `
 ON CONFLICT (kind, id) DO UPDATE SET
 	owner = EXCLUDED.owner, version = EXCLUDED.version, live = EXCLUDED.live,
-	state = EXCLUDED.state, updated_at = EXCLUDED.updated_at,
-	archived_at = CASE WHEN EXCLUDED.live THEN NULL ELSE coalesce(snapshots.archived_at, EXCLUDED.archived_at) END
+	state = EXCLUDED.state, updated_at = EXCLUDED.updated_at, archived_at = EXCLUDED.archived_at
 WHERE snapshots.version < EXCLUDED.version`
 
 // insertColumns is the INSERT half of both write paths.
@@ -268,21 +268,38 @@ func (s *Store) live(ctx context.Context, kind sluice.RecordKind, fn func(sluice
 }
 
 // purgeArchived deletes the oldest archived rows of a kind archived before
-// a time. The outer conditions are checked again on the row as it
-// is when it is deleted, so a row made live again meanwhile stays.
+// a time. The outer conditions are checked again on the row as it is when
+// it is deleted, so a row made live again meanwhile stays (a live row has
+// no archived_at).
 const purgeArchived = `DELETE FROM snapshots WHERE (kind, id) IN (
-	SELECT kind, id FROM snapshots WHERE kind = $1 AND NOT live AND archived_at < $2
+	SELECT kind, id FROM snapshots WHERE kind = $1 AND archived_at < $2
 	ORDER BY archived_at LIMIT $3)
-AND NOT live AND archived_at < $2`
+AND archived_at < $2`
+
+// stampArchived gives rows archived before migration 0002 their
+// archived_at: the time of their last write, which archived them.
+const stampArchived = `UPDATE snapshots SET archived_at = updated_at WHERE (kind, id) IN (
+	SELECT kind, id FROM snapshots WHERE kind = $1 AND NOT live AND archived_at IS NULL LIMIT $2)
+AND NOT live AND archived_at IS NULL`
 
 // PurgeArchived deletes at most limit archived records of kind that were
 // archived before before, oldest first, and returns how many it deleted
 // and whether more may remain (it deleted limit). The archive time is the
-// server's clock at the write that archived the row. Live records are
+// server's clock at the last write of the archived row. Live records are
 // never touched. Errors from a failing connection or server wrap
 // sluice.ErrUnavailable.
+//
+// Rows archived before migration 0002 are first given their archive time,
+// limit rows a call (such a call purges nothing and says more remain).
 func (s *Store) PurgeArchived(ctx context.Context, kind sluice.RecordKind, before time.Time, limit int) (int, bool, error) {
-	tag, err := s.pool.Exec(ctx, purgeArchived, int16(kind), before, limit)
+	tag, err := s.pool.Exec(ctx, stampArchived, int16(kind), limit)
+	if err != nil {
+		return 0, false, fmt.Errorf("postgres store: stamp archived %s: %w", kind, classify(err))
+	}
+	if tag.RowsAffected() > 0 {
+		return 0, true, nil
+	}
+	tag, err = s.pool.Exec(ctx, purgeArchived, int16(kind), before, limit)
 	if err != nil {
 		return 0, false, fmt.Errorf("postgres store: purge archived %s: %w", kind, classify(err))
 	}
