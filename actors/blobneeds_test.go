@@ -3,15 +3,9 @@ package actors
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
-	"encoding/json"
-	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/ethereum/go-ethereum/accounts"
-	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/blobstore"
@@ -48,6 +42,18 @@ func (d diskBlobs) List() ([]string, error) {
 func (d diskBlobs) Seal(ctx context.Context, pending string) (string, error) {
 	c, err := d.s.Seal(ctx, pending)
 	return c.String(), err
+}
+
+// openBlobs opens a blob store in a fresh directory, closed when the test
+// ends.
+func openBlobs(t *testing.T) *blobstore.Store {
+	t.Helper()
+	bs, err := blobstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	return bs
 }
 
 func putBlob(t *testing.T, s *blobstore.Store, content string) string {
@@ -170,11 +176,7 @@ func TestStoredFilesLeaveWhenNoQuoteNeedsThem(t *testing.T) {
 func TestSealClaimsAReleasedFile(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		bs, err := blobstore.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bs.Close()
+		bs := openBlobs(t)
 		const retention = 10 * time.Minute
 		content := "the same bytes twice"
 		cid := putBlob(t, bs, content)
@@ -188,27 +190,9 @@ func TestSealClaimsAReleasedFile(t *testing.T) {
 		released := time.Now()
 
 		time.Sleep(retention / 2)
-		key, _ := crypto.GenerateKey()
-		owner := crypto.PubkeyToAddress(key.PublicKey).Hex()
-		res, err := n.NewQuote(ctx, QuoteRequest{Type: "sluice", Lengths: []int64{int64(len(content))}, Duration: 3600,
-			HasDuration: true, ChainID: json.RawMessage("1"), Owner: owner})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pending, _, err := bs.Stage(ctx, bytes.NewReader([]byte(content)), -1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nonce := strconv.FormatInt(time.Now().Unix(), 10)
-		sig, _ := crypto.Sign(accounts.TextHash([]byte(sluice.SignedMessage(res.QuoteID, nonce))), key)
-		sig[64] += 27
-		err = n.StartUpload(ctx, res.QuoteID, StartUpload{Files: []sluice.StoredFile{{Name: "again.txt", Pending: pending,
-			Length: int64(len(content))}}, Nonce: nonce, Signature: "0x" + hex.EncodeToString(sig)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := uploadFree(t, n, bs, content, time.Hour)
 		synctest.Wait()
-		if q := storedQuote(t, store, res.QuoteID); len(q.Files) != 1 || q.Files[0].CID != cid || q.Status != sluice.StatusUploading {
+		if q := storedQuote(t, store, id); len(q.Files) != 1 || q.Files[0].CID != cid || q.Status != sluice.StatusUploading {
 			t.Fatalf("new quote: %+v, want one file sealed as %s at 300", q.Files, cid)
 		}
 
@@ -218,9 +202,9 @@ func TestSealClaimsAReleasedFile(t *testing.T) {
 		}
 		// No farmer takes the piece: the quote fails an interval after its
 		// storage end, and the file goes a retention period later.
-		end := storedQuote(t, store, res.QuoteID).Chunks[0].End
+		end := storedQuote(t, store, id).Chunks[0].End
 		sleepUntil(end.Add(time.Minute + retention - time.Second))
-		if q := storedQuote(t, store, res.QuoteID); q.Status != sluice.StatusInternalError || !bs.Has(diskBlobs{}.cid(cid)) {
+		if q := storedQuote(t, store, id); q.Status != sluice.StatusInternalError || !bs.Has(diskBlobs{}.cid(cid)) {
 			t.Fatalf("before the retention period ends: status %d, stored %v; want 401 and stored", q.Status, bs.Has(diskBlobs{}.cid(cid)))
 		}
 		sleepUntil(end.Add(time.Minute + retention))
@@ -237,11 +221,7 @@ func TestSealClaimsAReleasedFile(t *testing.T) {
 func TestPieceKeepsItsSourceWhenItsQuoteFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		bs, err := blobstore.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bs.Close()
+		bs := openBlobs(t)
 		const retention = 10 * time.Minute
 		n := startWith(t, newMemStore(), Config{Uploads: UploadConfig{Blobs: diskBlobs{bs}, Retention: retention,
 			Redundancy: 1, ChunkSize: 16}})
@@ -295,11 +275,7 @@ func (r releasedAfterSeal) Seal(ctx context.Context, pending string) (string, er
 // whose file is gone: the file is sealed again from its pending copy.
 func TestSealAgainWhenTheBlobWentMeanwhile(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		bs, err := blobstore.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bs.Close()
+		bs := openBlobs(t)
 		fired := false
 		n := startWith(t, newMemStore(), Config{Uploads: UploadConfig{
 			Blobs: releasedAfterSeal{diskBlobs{bs}, &fired}, Redundancy: 1}})
@@ -322,11 +298,7 @@ func TestSealAgainWhenTheBlobWentMeanwhile(t *testing.T) {
 func TestUnreadableQuoteKeepsUnclaimedFiles(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		bs, err := blobstore.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bs.Close()
+		bs := openBlobs(t)
 		const retention = 10 * time.Minute
 		orphan := putBlob(t, bs, "whose file is this?")
 		store := newMemStore()
@@ -349,11 +321,7 @@ func TestUnreadableQuoteKeepsUnclaimedFiles(t *testing.T) {
 // is its own need.
 func TestPieceNeedsPerSource(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		bs, err := blobstore.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bs.Close()
+		bs := openBlobs(t)
 		const retention = 10 * time.Minute
 		n := startWith(t, newMemStore(), Config{Uploads: UploadConfig{Blobs: diskBlobs{bs}, Retention: retention, Redundancy: 1}})
 		defer n.stop()

@@ -53,11 +53,7 @@ func uploadFree(t *testing.T, n *node, bs *blobstore.Store, content string, d ti
 // which is still being placed: a farmer taking it cannot download it.
 func TestSharedPieceKeepsTheFileItIsServedFrom(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		bs, err := blobstore.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bs.Close()
+		bs := openBlobs(t)
 		const retention = 10 * time.Minute
 		const interval = time.Minute // startWith's
 		n := startWith(t, newMemStore(), Config{Uploads: UploadConfig{Blobs: diskBlobs{bs}, Retention: retention,
@@ -110,11 +106,7 @@ func TestSharedPieceKeepsTheFileItIsServedFrom(t *testing.T) {
 func TestEndedNeedsAreForgotten(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		bs, err := blobstore.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bs.Close()
+		bs := openBlobs(t)
 		const retention = 10 * time.Minute
 		store := newMemStore()
 		t0 := time.Now()
@@ -153,11 +145,7 @@ func TestEndedNeedsAreForgotten(t *testing.T) {
 func TestPieceSharedWithAnEndedQuote(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		bs, err := blobstore.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bs.Close()
+		bs := openBlobs(t)
 		const retention = 10 * time.Minute
 		const block = "0123456789abcdef"
 		t0 := time.Now()
