@@ -16,7 +16,10 @@ import (
 //   - a built-in quote that is done (400) needs them until its storage
 //     period ends: the node serves them back and hands out their pieces;
 //   - any other final quote (a microservice's, or a failed one) needs
-//     them no more.
+//     them no more;
+//   - a piece in the upload pool needs the file it is read from while it
+//     may be handed out, and an interval more (needPieceSource), whichever
+//     quote that file came from.
 //
 // Once nobody needs a blob it is released: removed after the retention
 // period, counted from the last need's end. Needs live in memory; start-up
@@ -30,9 +33,9 @@ type blobNeeds struct {
 	blobs Blobs
 	grace time.Duration
 	now   func() time.Time
-	// until: per CID, each quote that needs it and until when (zero: until
-	// the quote says otherwise). Needs that have ended are pruned whenever
-	// their CID is settled.
+	// until: per CID, each quote (or piece) that needs it and until when
+	// (zero: until it says otherwise). Needs that have ended are pruned
+	// whenever their CID is settled, and by the sweep.
 	until map[string]map[string]time.Time
 	// open: the CIDs each unfinished quote has claimed, including blobs its
 	// seal step made that its record does not name yet (a seal that failed
