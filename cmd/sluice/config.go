@@ -16,6 +16,7 @@ import (
 type flagSet struct {
 	*flag.FlagSet
 	prefix string
+	out    io.Writer
 	errs   []error
 }
 
@@ -24,7 +25,7 @@ type flagSet struct {
 func newFlagSet(name, prefix string, out io.Writer) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	return &flagSet{FlagSet: fs, prefix: prefix}
+	return &flagSet{FlagSet: fs, prefix: prefix, out: out}
 }
 
 // envName is the variable that backs a flag: the prefix + upper snake case.
@@ -59,26 +60,47 @@ func (f *flagSet) Bool(name string, def bool, help string) *bool {
 	return f.FlagSet.Bool(name, def, f.usage(name, help))
 }
 
+// Int and Duration parse their flag and variable alike, with one message
+// for a bad value; a bad variable leaves the default, so that no range
+// check then reports a value nobody gave.
 func (f *flagSet) Int(name string, def int, help string) *int {
-	if v, ok := f.env(name); ok {
-		n, err := strconv.Atoi(v)
+	p := new(int)
+	*p = def
+	parse := func(s string) error {
+		n, err := strconv.Atoi(s)
 		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("%s=%q: want a whole number", f.envName(name), v))
+			return errors.New("want a whole number")
 		}
-		def = n
+		*p = n
+		return nil
 	}
-	return f.FlagSet.Int(name, def, f.usage(name, help))
+	if v, ok := f.env(name); ok {
+		if err := parse(v); err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", f.envName(name), v, err))
+		}
+	}
+	f.FlagSet.Func(name, f.usage(name, help+fmt.Sprintf(" (default %d)", def)), parse)
+	return p
 }
 
 func (f *flagSet) Duration(name string, def time.Duration, help string) *time.Duration {
-	if v, ok := f.env(name); ok {
-		d, err := time.ParseDuration(v)
+	p := new(time.Duration)
+	*p = def
+	parse := func(s string) error {
+		d, err := time.ParseDuration(s)
 		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("%s=%q: want a duration such as 30s or 5m", f.envName(name), v))
+			return errors.New("want a duration such as 30s, 5m or 168h")
 		}
-		def = d
+		*p = d
+		return nil
 	}
-	return f.FlagSet.Duration(name, def, f.usage(name, help))
+	if v, ok := f.env(name); ok {
+		if err := parse(v); err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", f.envName(name), v, err))
+		}
+	}
+	f.FlagSet.Func(name, f.usage(name, help+" (default "+def.String()+")"), parse)
+	return p
 }
 
 // Bytes is a size flag accepting plain bytes or KiB/MiB/GiB/TiB suffixes.
@@ -126,12 +148,31 @@ func (f *flagSet) Sizes(name, def, help string) *[]int64 {
 	return p
 }
 
-// Parse parses args and reports every environment error together.
+// Parse parses args and reports every environment error together. A bad
+// flag is one line (the caller prints it), not the whole usage; -h prints
+// the usage.
 func (f *flagSet) Parse(args []string) error {
-	if err := f.FlagSet.Parse(args); err != nil {
+	if err := f.parseFlags(args); err != nil {
 		return err
 	}
 	return f.envErr()
+}
+
+// parseFlags is Parse without the environment's errors, for a command that
+// reports them together with its own checks.
+func (f *flagSet) parseFlags(args []string) error {
+	f.FlagSet.SetOutput(io.Discard)
+	err := f.FlagSet.Parse(args)
+	f.FlagSet.SetOutput(f.out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(f.out, "Usage of %s:\n", f.Name())
+		f.PrintDefaults()
+		return err
+	case err != nil:
+		return fmt.Errorf("%w (%s -h lists the flags)", err, f.Name())
+	}
+	return nil
 }
 
 // envErr joins the errors found in the environment variables.

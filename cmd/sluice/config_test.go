@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"io"
 	"os"
 	"regexp"
@@ -134,6 +136,30 @@ func TestServeRefusesWhatItWouldIgnore(t *testing.T) {
 	}
 	if _, err := parseServe([]string{"--token-rate", "0.5"}, io.Discard); err != nil {
 		t.Fatalf("--token-rate 0.5: %v", err)
+	}
+}
+
+// TestBadValuesAreOneLine: a bad flag value is one error naming the flag
+// and what it takes, with no usage dump; a bad variable is reported once,
+// not again by a range check on a value nobody gave; -h prints the usage.
+func TestBadValuesAreOneLine(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseServe([]string{"--archive-retention", "5"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "-archive-retention") || !strings.Contains(err.Error(), "want a duration") {
+		t.Errorf("--archive-retention 5: error %v, want one naming the flag and a duration", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("--archive-retention 5 printed %q, want nothing (the caller prints the error)", out.String())
+	}
+	t.Setenv("SLUICE_QUOTE_BURST", "x")
+	_, err = parseServe(nil, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `SLUICE_QUOTE_BURST="x"`) || strings.Contains(err.Error(), "--quote-burst") {
+		t.Errorf("SLUICE_QUOTE_BURST=x: error %v, want it named once, without a range error for --quote-burst", err)
+	}
+	t.Setenv("SLUICE_QUOTE_BURST", "")
+	out.Reset()
+	if _, err := parseServe([]string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "-archive-retention") {
+		t.Errorf("-h: %v, printed %d bytes; want ErrHelp and the usage", err, out.Len())
 	}
 }
 

@@ -101,8 +101,12 @@ type serveConfig struct {
 	payeeKeyFile     string
 }
 
-// minTokenRate is the slowest --token-rate: one request a day.
+// minTokenRate is the slowest --token-rate or --quote-rate: one request a
+// day.
 const minTokenRate = 1.0 / 86400
+
+// rateWant says what a rate flag takes.
+const rateWant = "want 0 (no limit) or requests per second as a decimal number, at least 0.0000116 (one a day), such as 2 or 0.5"
 
 func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	fs := newFlagSet("sluice serve", "SLUICE_", out)
@@ -131,7 +135,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	qRate := fs.String("quote-rate", "2", "getQuote calls per second allowed to each client address, IPv6 counted per /64, on average (0: no limit)")
 	qBurst := fs.Int("quote-burst", 60, "getQuote calls a client address may send at once")
 	refresh := fs.Duration("status-refresh", 2*time.Second, "how often the status list is rebuilt (its staleness bound)")
-	archive := fs.Duration("archive-retention", 7*24*time.Hour, "how long a closed contract's record answers its farmer before it is deleted (0: kept for ever)")
+	archive := fs.Duration("archive-retention", 7*24*time.Hour, "how long a closed contract's record answers its farmer before it is deleted (0: kept for ever; else at least 1h)")
 	secret := fs.String("ip-hash-secret", "", "key of the farmers' ip_hash; empty keeps a random key in the store")
 	wl := fs.Bool("whitelist", false, "allow tokens only for whitelisted addresses (import with sluice whitelist import)")
 	minBal := fs.String("whitelist-min-balance", "10000", "least balance a whitelisted address needs")
@@ -144,7 +148,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	builtin := fs.String("builtin-type", "sluice", "name of the storage type backed by the farmer network")
 	redundancy := fs.Int("upload-redundancy", 2, "farmers that must prove each chunk of an upload before it is done")
 	uploadChunk := fs.Bytes("upload-chunk-size", 1<<20, "size uploads are cut into for farmers")
-	retention := fs.Duration("upload-retention", time.Hour, "how long an uploaded file stays once no quote needs it")
+	retention := fs.Duration("upload-retention", time.Hour, "how long an uploaded file stays once no quote needs it (more than 0)")
 	upRate := fs.String("upload-rate", "0", "built-in type price in token units per byte per second of storage, e.g. 1/1000 (0: free)")
 	chainRPC := fs.String("chain-rpc", "", "Ethereum RPC URL for payments on the built-in type; empty: it is free")
 	chainID := fs.Int("chain-id", 0, "the chain's id (0: ask the RPC node)")
@@ -152,7 +156,7 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	chainTokens := fs.String("chain-tokens", "", "accepted ERC-20 tokens: SYMBOL:0xaddress,...")
 	payeeKey := fs.String("payee-key-file", "", "file holding the payee account's private key in hex (the approveAddress)")
 	gcHeadroom := fs.Bytes("gc-headroom", 256<<20, "least heap growth between two garbage collections (0: GOGC alone decides)")
-	if err := fs.FlagSet.Parse(args); err != nil {
+	if err := fs.parseFlags(args); err != nil {
 		return serveConfig{}, err
 	}
 	if fs.NArg() > 0 {
@@ -178,11 +182,11 @@ func parseServe(args []string, out io.Writer) (serveConfig, error) {
 	}
 	if c.tokenRate, err = strconv.ParseFloat(*rate, 64); err != nil || math.IsNaN(c.tokenRate) || math.IsInf(c.tokenRate, 0) ||
 		c.tokenRate < 0 || (c.tokenRate > 0 && c.tokenRate < minTokenRate) {
-		errs = append(errs, fmt.Errorf("--token-rate %q: want 0 (no limit) or a number from %g to any finite rate", *rate, minTokenRate))
+		errs = append(errs, fmt.Errorf("--token-rate %q: %s", *rate, rateWant))
 	}
 	if c.quoteRate, err = strconv.ParseFloat(*qRate, 64); err != nil || math.IsNaN(c.quoteRate) || math.IsInf(c.quoteRate, 0) ||
 		c.quoteRate < 0 || (c.quoteRate > 0 && c.quoteRate < minTokenRate) {
-		errs = append(errs, fmt.Errorf("--quote-rate %q: want 0 (no limit) or a number from %g to any finite rate", *qRate, minTokenRate))
+		errs = append(errs, fmt.Errorf("--quote-rate %q: %s", *qRate, rateWant))
 	}
 	for _, a := range strings.Split(*signers, ",") {
 		if a = strings.TrimSpace(a); a == "" {

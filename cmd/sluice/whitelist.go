@@ -54,6 +54,10 @@ func whitelistCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "whitelist: %d addresses listed, %d dropped\n", listed, dropped)
+	noun := "addresses"
+	if listed == 1 {
+		noun = "address"
+	}
+	fmt.Fprintf(stdout, "whitelist: %d %s listed, %d dropped\n", listed, noun, dropped)
 	return nil
 }

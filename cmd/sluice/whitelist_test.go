@@ -57,7 +57,7 @@ func TestWhitelistImport(t *testing.T) {
 	p.kill(t)
 
 	os.WriteFile(csv, []byte("address,balance\n"+poor+",20000\n"), 0o600)
-	if out := imp(); !strings.Contains(out, "1 addresses listed, 1 dropped") {
+	if out := imp(); !strings.Contains(out, "1 address listed, 1 dropped") {
 		t.Fatalf("second import said %q", out)
 	}
 	p = startServe(t, []string{"SLUICE_DATA_DIR=" + data, "SLUICE_WHITELIST=true"})
