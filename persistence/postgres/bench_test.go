@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -198,5 +199,40 @@ func BenchmarkWriteSmallBatch(b *testing.B) {
 		if err := s.Write(ctx, recs); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPurgeArchived: deleting benchRows archived contracts (next to
+// as many live ones) in the engine's batches of 2,000. Reports records/s
+// and the slowest batch.
+func BenchmarkPurgeArchived(b *testing.B) {
+	ctx := context.Background()
+	s := openBench(b)
+	for range b.N {
+		b.StopTimer()
+		exec(b, s, "TRUNCATE snapshots")
+		recs := benchRecords(2 * benchRows)
+		for i := range recs[:benchRows] {
+			recs[i].Live, recs[i].Version = false, 2
+		}
+		for c := range slices.Chunk(recs, 5000) {
+			if err := s.Write(ctx, c); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		start, total := time.Now(), 0
+		var slowest time.Duration
+		for more := true; more; {
+			t0 := time.Now()
+			n, m, err := s.PurgeArchived(ctx, sluice.KindContract, time.Now().Add(time.Hour), 2000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			slowest = max(slowest, time.Since(t0))
+			total, more = total+n, m
+		}
+		b.ReportMetric(float64(total)/time.Since(start).Seconds(), "records/s")
+		b.ReportMetric(float64(slowest.Microseconds())/1000, "ms-slowest-batch")
 	}
 }
