@@ -125,9 +125,11 @@ type Report struct {
 	Anomalies []string          `json:"anomalies"`
 	// Refused is how many virtual farmers the node gave no token because
 	// of its per-IP token limit.
-	Refused    int64           `json:"farmers_refused,omitempty"`
-	Notes      []string        `json:"notes,omitempty"`
-	UploadList []*UploadRecord `json:"upload_list,omitempty"`
+	Refused int64 `json:"farmers_refused,omitempty"`
+	// QuotesLimited is how many getQuote calls the node refused with 429.
+	QuotesLimited int64           `json:"quotes_limited,omitempty"`
+	Notes         []string        `json:"notes,omitempty"`
+	UploadList    []*UploadRecord `json:"upload_list,omitempty"`
 }
 
 // RouteReport is one route's requests and latency (ms).
@@ -276,6 +278,10 @@ func (r *run) report(farmers []*vfarmer, uploaders []*vuploader, elapsed time.Du
 	if rep.Refused = r.refused.Load(); rep.Refused > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d virtual farmers got no token: the node allows only a few tokens per IP address. "+
 			"Start it with --max-tokens-per-ip 0, or give the scenario \"forwarded_for\": true and start the node with --trusted-proxies 127.0.0.1", rep.Refused))
+	}
+	if rep.QuotesLimited = r.quotesLimited.Load(); rep.QuotesLimited > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d getQuote calls were refused with 429 (the node's --quote-rate; all virtual uploaders share one address) "+
+			"and waited out: the uploads ran slower than the scenario asks. Start the node with --quote-rate 0", rep.QuotesLimited))
 	}
 	var took []float64
 	for _, u := range rep.UploadList {

@@ -89,6 +89,10 @@ type run struct {
 	// refused counts farmers the node gave no token because of its
 	// per-IP token limit: the node is not set up for a simulation.
 	refused atomic.Int64
+	// quotesLimited counts getQuote calls the node answered 429 (its
+	// --quote-rate): uploaders wait them out, but the load is not what
+	// the scenario asked for.
+	quotesLimited atomic.Int64
 }
 
 func (r *run) intervalOr(def time.Duration) time.Duration {

@@ -188,6 +188,7 @@ func (u *vuploader) one(ctx context.Context, stop <-chan struct{}, size int64) {
 	// Over the node's --quote-rate: wait as told, as a polite client does
 	// (each 429 still shows in the report's table of requests).
 	for attempt := 0; limited(err) && attempt < maxQuoteRetries; attempt++ {
+		r.quotesLimited.Add(1)
 		if !sleepUntil(ctx, stop, time.Now().Add(farmer.RetryDelay(err, attempt, u.rng.Float64()))) {
 			break
 		}
