@@ -338,3 +338,29 @@ func TestPieceNeedsPerSource(t *testing.T) {
 		}
 	})
 }
+
+// TestPieceNeedKeepsTheLaterEnd: two quotes with the same file share its
+// pieces; when the one that ends first is added last (a restart re-adds
+// quotes in record order), the piece still keeps the file until the later
+// end.
+func TestPieceNeedKeepsTheLaterEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bs := openBlobs(t)
+		const retention = 10 * time.Minute
+		n := startWith(t, newMemStore(), Config{Uploads: UploadConfig{Blobs: diskBlobs{bs}, Retention: retention, Redundancy: 1}})
+		defer n.stop()
+		file := putBlob(t, bs, "one file, two quotes")
+		h := sluice.HashBytes([]byte("one file, two quotes"))
+		t0 := time.Now()
+		n.pool.add("later", []sluice.Chunk{{FileHash: h, Size: 20, Quote: "later", Source: file, End: t0.Add(5 * time.Hour)}})
+		n.pool.add("sooner", []sluice.Chunk{{FileHash: h, Size: 20, Quote: "sooner", Source: file, End: t0.Add(time.Hour)}})
+		sleepUntil(t0.Add(5*time.Hour + time.Minute + retention - time.Second))
+		if !bs.Has(diskBlobs{}.cid(file)) {
+			t.Fatal("the shared file went before the later quote's end, an interval and the retention")
+		}
+		sleepUntil(t0.Add(5*time.Hour + time.Minute + retention))
+		if bs.Has(diskBlobs{}.cid(file)) {
+			t.Fatal("the shared file is still stored after the later end, an interval and the retention")
+		}
+	})
+}

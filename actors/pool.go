@@ -157,13 +157,16 @@ func (p *uploadPool) add(quote string, chunks []sluice.Chunk) {
 			}
 		}
 		if p.needSource != nil {
-			// The file it is read from now, and this quote's own file:
-			// contracts made while that was the source (before a restart
-			// re-added the quotes in another order) read from it.
-			for _, src := range []sluice.Chunk{c.ch, ch} {
-				if src.Source != "" {
-					p.needSource(src.FileHash, src.Source, src.End)
-				}
+			// The file it is read from now, until the chunk's end, and this
+			// quote's own file when it is another (contracts made while
+			// that was the source, before a restart re-added the quotes in
+			// another order, read from it) until the quote's end. The same
+			// file is declared once, with the later end.
+			if c.ch.Source != "" {
+				p.needSource(c.ch.FileHash, c.ch.Source, c.ch.End)
+			}
+			if ch.Source != "" && ch.Source != c.ch.Source {
+				p.needSource(ch.FileHash, ch.Source, ch.End)
 			}
 		}
 		// A quote is listed on a chunk exactly when the chunk is listed
