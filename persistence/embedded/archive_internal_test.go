@@ -12,41 +12,73 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
+// archived and live are contract records for the archive tests.
+func archived(id string, v uint64) sluice.Record {
+	return sluice.Record{Kind: sluice.KindContract, ID: id, Version: v, State: []byte("expired")}
+}
+
+func live(id string, v uint64) sluice.Record {
+	return sluice.Record{Kind: sluice.KindContract, ID: id, Version: v, Live: true, State: []byte("live")}
+}
+
+// reopen opens the store in dir, closed when the test ends.
+func reopen(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// checkpointed writes recs to the store in dir and closes it, which
+// copies them into the database file.
+func checkpointed(t *testing.T, dir string, recs ...sluice.Record) {
+	t.Helper()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// asBeforeIndex turns the database file in dir back into the layout from
+// before the archived-at index, then applies more, if any, to it.
+func asBeforeIndex(t *testing.T, dir string, more func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(archivedAtName(sluice.KindContract)); err != nil || more == nil {
+			return err
+		}
+		return more(tx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestArchivesOfAnOlderStoreAreIndexed: a database written before the
 // archived-at index existed gets one when it is opened, dated then, so its
 // archived records are purged a retention period after the upgrade.
 func TestArchivesOfAnOlderStoreAreIndexed(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs := []sluice.Record{
-		{Kind: sluice.KindContract, ID: "gone", Version: 2, State: []byte("expired")},
-		{Kind: sluice.KindContract, ID: "running", Version: 1, Live: true, State: []byte("live")},
-	}
-	if err := s.Write(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// Back to the layout before the index.
-	db, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(archivedAtName(sluice.KindContract)) }); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	checkpointed(t, dir, archived("gone", 2), live("running", 1))
+	asBeforeIndex(t, dir, nil)
 
 	upgraded := time.Now()
-	if s, err = Open(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := reopen(t, dir)
 	if n, _, err := s.PurgeArchived(ctx, sluice.KindContract, upgraded.Add(-time.Second), 10); err != nil || n != 0 {
 		t.Fatalf("purge before the upgrade: %d, %v; want 0", n, err)
 	}
@@ -70,45 +102,55 @@ func TestArchivesOfAnOlderStoreAreIndexed(t *testing.T) {
 func TestUpgradeWithUnflushedLogIndexesOldArchives(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
+	checkpointed(t, dir, archived("old", 2))
+	// The old binary runs again and is killed with a contract in the log.
 	s, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Checkpointed by Close: in bbolt's archive bucket.
-	if err := s.Write(ctx, []sluice.Record{{Kind: sluice.KindContract, ID: "old", Version: 2, State: []byte("expired")}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// The old binary runs again and is killed with a contract in the log.
-	if s, err = Open(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Write(ctx, []sluice.Record{{Kind: sluice.KindContract, ID: "new", Version: 1, Live: true, State: []byte("live")}}); err != nil {
+	if err := s.Write(ctx, []sluice.Record{live("new", 1)}); err != nil {
 		t.Fatal(err)
 	}
 	s.Crash()
-	// Back to the layout before the index (the old binary never made it).
-	db, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(archivedAtName(sluice.KindContract)) }); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	asBeforeIndex(t, dir, nil) // the old binary never made it
 
-	// The upgrade.
-	if s, err = Open(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, dir) // the upgrade
 	if n, _, err := s.PurgeArchived(ctx, sluice.KindContract, time.Now().Add(time.Hour), 10); err != nil || n != 1 {
 		t.Errorf("purge after the upgrade: %d, %v; want 1 (the archived contract \"old\")", n, err)
 	}
 	if _, err := s.Get(ctx, sluice.KindContract, "old"); !errors.Is(err, sluice.ErrNotFound) {
 		t.Errorf("archived contract of the old database after a purge past its time: got %v, want not found (never indexed, never purged)", err)
+	}
+}
+
+// TestBackfillPassesCorruptValues: the backfill of an older database skips
+// an archived record whose value is corrupt (it is left for ever) and goes
+// on past it: with limit 1, a corrupt value must not hold every later call
+// at the same place, saying more remains, while the records after it are
+// never indexed nor purged.
+func TestBackfillPassesCorruptValues(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	checkpointed(t, dir, archived("a-corrupt", 2), archived("b-good", 2))
+	asBeforeIndex(t, dir, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketName(sluice.KindContract, false)).Put([]byte("a-corrupt"), []byte{0xff})
+	})
+
+	s := reopen(t, dir)
+	after := time.Now().Add(time.Hour)
+	const limit, calls = 1, 10
+	more := true
+	var err error
+	for i := 0; i < calls && more; i++ {
+		if _, more, err = s.PurgeArchived(ctx, sluice.KindContract, after, limit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if more {
+		t.Errorf("PurgeArchived(limit %d) still says more remains after %d calls (2 archived records)", limit, calls)
+	}
+	if _, err := s.Get(ctx, sluice.KindContract, "b-good"); !errors.Is(err, sluice.ErrNotFound) {
+		t.Errorf("b-good after %d purges past its time: %v, want not found (never indexed)", calls, err)
 	}
 }
 
@@ -120,34 +162,14 @@ func TestUpgradeWithUnflushedLogIndexesOldArchives(t *testing.T) {
 func TestPurgeLimitCountsStaleEntries(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs := []sluice.Record{{Kind: sluice.KindContract, ID: "a-reused", Version: 2, State: []byte("expired")}}
+	recs := []sluice.Record{archived("a-reused", 2)}
 	for i := range 3 {
-		recs = append(recs, sluice.Record{Kind: sluice.KindContract, ID: fmt.Sprintf("c%d", i), Version: 2, State: []byte("expired")})
+		recs = append(recs, archived(fmt.Sprintf("c%d", i), 2))
 	}
-	if err := s.Write(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil { // checkpoint: four index entries
-		t.Fatal(err)
-	}
-	if s, err = Open(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	// The id comes back as a new live contract.
-	if err := s.Write(ctx, []sluice.Record{{Kind: sluice.KindContract, ID: "a-reused", Version: 3, Live: true, State: []byte("live")}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if s, err = Open(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	checkpointed(t, dir, recs...)             // four index entries
+	checkpointed(t, dir, live("a-reused", 3)) // the id comes back as a new live contract
+
+	s := reopen(t, dir)
 	const limit = 3
 	n, more, err := s.PurgeArchived(ctx, sluice.KindContract, time.Now().Add(time.Hour), limit)
 	if err != nil {

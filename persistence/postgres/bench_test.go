@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/persistence"
 	"github.com/sluicehq/sluice/persistence/postgres"
 	"github.com/sluicehq/sluice/persistence/postgres/pgtest"
+	"github.com/sluicehq/sluice/persistence/storetest"
 )
 
 // benchRows is how many records each benchmark iteration writes.
@@ -220,19 +221,6 @@ func BenchmarkPurgeArchived(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.StartTimer()
-		start, total := time.Now(), 0
-		var slowest time.Duration
-		for more := true; more; {
-			t0 := time.Now()
-			n, m, err := s.PurgeArchived(ctx, sluice.KindContract, time.Now().Add(time.Hour), 2000)
-			if err != nil {
-				b.Fatal(err)
-			}
-			slowest = max(slowest, time.Since(t0))
-			total, more = total+n, m
-		}
-		b.ReportMetric(float64(total)/time.Since(start).Seconds(), "records/s")
-		b.ReportMetric(float64(slowest.Microseconds())/1000, "ms-slowest-batch")
+		storetest.PurgeBenchmark(b, s, 2000)
 	}
 }

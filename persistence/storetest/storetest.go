@@ -497,3 +497,27 @@ func testPurgeArchived(t *testing.T, open func() Store) {
 	wantGet(t, s, tok)
 	wantLive(t, s, sluice.KindContract, live, revived)
 }
+
+// PurgeBenchmark is one run of both stores' BenchmarkPurgeArchived: it
+// deletes every archived contract of p, in batches of batch as the engine
+// purges, with b's timer running, and reports records a second and the
+// slowest batch (the transaction the answers' commits may wait behind).
+func PurgeBenchmark(b *testing.B, p Purger, batch int) {
+	b.Helper()
+	ctx := context.Background()
+	b.StartTimer()
+	start, total := time.Now(), 0
+	var slowest time.Duration
+	for more := true; more; {
+		t0 := time.Now()
+		n, m, err := p.PurgeArchived(ctx, sluice.KindContract, time.Now().Add(time.Hour), batch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		slowest = max(slowest, time.Since(t0))
+		total, more = total+n, m
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "records/s")
+	b.ReportMetric(float64(slowest.Microseconds())/1000, "ms-slowest-batch")
+}
